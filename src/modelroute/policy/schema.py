@@ -1,0 +1,227 @@
+"""JSON Schema of a RoutingPolicy ``spec``: the single source for validation and for the CRD.
+
+Descriptions are written for ``kubectl explain``. Cross-field rules (unknown model names, cycles,
+CEL that does not compile) are checked in :mod:`modelroute.policy.validate`, since a schema cannot
+express them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+API_VERSION = "modelroute.dev/v1alpha1"
+KIND = "RoutingPolicy"
+
+_NAME = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._:/@-]*$", "maxLength": 253}
+_PRICE = {"type": "number", "minimum": 0}
+_STRINGS = {"type": "array", "items": {"type": "string"}, "minItems": 1}
+
+
+def _obj(props: dict[str, Any], required: list[str] | None = None, desc: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
+    if required:
+        out["required"] = required
+    if desc:
+        out["description"] = desc
+    return out
+
+
+def _range(desc: str) -> dict[str, Any]:
+    return _obj(
+        {"min": {"type": "integer", "minimum": 0}, "max": {"type": "integer", "minimum": 0}},
+        desc=desc + " Both ends are inclusive; either may be left out.",
+    )
+
+
+API_KEY = _obj(
+    {
+        "env": {"type": "string", "minLength": 1, "description": "Environment variable holding the key."},
+        "file": {"type": "string", "minLength": 1, "description": "File holding the key (a mounted Secret); re-read when it changes."},
+        "secretKeyRef": _obj(
+            {"name": {"type": "string", "minLength": 1}, "key": {"type": "string", "minLength": 1}},
+            ["name", "key"],
+            "A key of a Secret in the policy's namespace (in a cluster only).",
+        ),
+    },
+    desc="Where the provider key comes from: exactly one of env, file or secretKeyRef.",
+)
+API_KEY["minProperties"] = 1
+API_KEY["maxProperties"] = 1
+
+PROVIDER = _obj(
+    {
+        "name": {**_NAME, "description": "Name that models refer to."},
+        "type": {"type": "string", "enum": ["openai", "anthropic"], "description": "Wire format the provider speaks."},
+        "baseURL": {
+            "type": "string",
+            "pattern": r"^https?://",
+            "description": "API root as the provider's own SDK takes it: with /v1 for OpenAI-compatible providers, without for Anthropic.",
+        },
+        "apiKey": API_KEY,
+        "headers": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Extra headers sent upstream."},
+        "anthropicVersion": {"type": "string", "description": "anthropic-version header (type anthropic)."},
+    },
+    ["name", "type", "baseURL"],
+    "An upstream API endpoint.",
+)
+
+MODEL = _obj(
+    {
+        "name": {**_NAME, "description": "Registry name: what routes, fallbacks and clients use."},
+        "provider": {"type": "string", "description": "Name of the provider serving this model."},
+        "upstreamModel": {"type": "string", "minLength": 1, "description": "The provider's model id, when it differs from name."},
+        "pricing": _obj(
+            {
+                "input": {**_PRICE, "description": "USD per 1M input tokens."},
+                "output": {**_PRICE, "description": "USD per 1M output tokens."},
+                "cachedInput": {**_PRICE, "description": "USD per 1M cached input tokens (cache reads)."},
+                "cacheWrite": {**_PRICE, "description": "USD per 1M tokens written to the prompt cache."},
+                "batchDiscount": {"type": "number", "minimum": 0, "maximum": 1, "description": "Share of the price paid through the batch API, e.g. 0.5."},
+            },
+            ["input", "output"],
+            "Prices in USD per 1M tokens.",
+        ),
+        "contextWindow": {"type": "integer", "minimum": 1, "description": "Largest input plus output, in tokens."},
+        "maxOutputTokens": {"type": "integer", "minimum": 1, "description": "Largest output, in tokens."},
+        "capabilities": {
+            "type": "array",
+            "items": {"type": "string", "enum": ["tools", "json", "vision", "embeddings", "thinking", "batch"]},
+            "description": "What the model can do. Requests needing a missing capability skip it. Left out: everything.",
+        },
+        "limits": _obj(
+            {"rpm": {"type": "integer", "minimum": 1}, "tpm": {"type": "integer", "minimum": 1}},
+            desc="Provider rate limits for this model: requests and tokens per minute.",
+        ),
+        "timeoutSeconds": {"type": "number", "exclusiveMinimum": 0, "description": "Deadline of one attempt on this model."},
+    },
+    ["name", "provider", "pricing"],
+    "A model of the registry.",
+)
+
+MATCH = _obj(
+    {
+        "task": {**_STRINGS, "description": "Task labels (x-modelroute-task header, or a classifier's label)."},
+        "headers": {
+            "type": "object",
+            "additionalProperties": {"anyOf": [{"type": "string"}, _STRINGS]},
+            "description": "Request headers and accepted values; \"*\" accepts any value that is present.",
+        },
+        "model": {**_STRINGS, "description": "The model the client asked for."},
+        "inputTokens": _range("Estimated input tokens."),
+        "tools": _range("Number of tools in the request."),
+        "responseFormat": {
+            "type": "array",
+            "items": {"type": "string", "enum": ["text", "json_object", "json_schema"]},
+            "minItems": 1,
+            "description": "response_format.type of the request (text when absent).",
+        },
+        "stream": {"type": "boolean", "description": "Whether the request streams."},
+    },
+    desc="Conditions on the request; all given must hold, a list holds when any item does.",
+)
+
+ROUTE = _obj(
+    {
+        "name": {**_NAME, "description": "Route name, reported in headers, spans and metrics."},
+        "match": MATCH,
+        "when": {"type": "string", "minLength": 1, "description": "CEL expression over `request` that must be true (see docs/policy.md)."},
+        "model": {"type": "string", "description": "Registry model serving this route."},
+        "strategy": {"type": "string", "description": "Name of a spec.strategies entry that picks the model."},
+        "fallbacks": {"type": "array", "items": {"type": "string"}, "description": "Fallback chain for this route, replacing spec.fallbacks."},
+    },
+    ["name"],
+    "A route: the first route whose match and when both hold serves the request.",
+)
+
+SPEC: dict[str, Any] = _obj(
+    {
+        "providers": {"type": "array", "items": PROVIDER, "minItems": 1, "description": "Upstream API endpoints."},
+        "models": {"type": "array", "items": MODEL, "minItems": 1, "description": "The model registry."},
+        "baseline": {"type": "string", "description": "The model the app would use without routing; savings are measured against it."},
+        "default": {"type": "string", "description": "The model serving requests no route matched."},
+        "routes": {"type": "array", "items": ROUTE, "description": "Routes in order; the first match wins."},
+        "fallbacks": {
+            "type": "object",
+            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+            "description": "Model -> models to try next, in order, when it fails. Chains are followed transitively.",
+        },
+        "pinnedModels": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "Registry models served as asked when a client names them (\"*\" for all). Others are routed.",
+        },
+        "strategies": {
+            "type": "object",
+            "additionalProperties": {"type": "object", "required": ["type"], "properties": {"type": {"type": "string"}}},
+            "description": "Named adaptive strategies (classifier, cascade, embedding) that routes refer to.",
+        },
+        "timeouts": _obj(
+            {
+                "requestSeconds": {"type": "number", "exclusiveMinimum": 0, "description": "Overall deadline until the answer starts."},
+                "attemptSeconds": {"type": "number", "exclusiveMinimum": 0, "description": "Default deadline of one upstream attempt."},
+                "connectSeconds": {"type": "number", "exclusiveMinimum": 0},
+                "streamIdleSeconds": {"type": "number", "exclusiveMinimum": 0, "description": "Longest silence inside a started stream."},
+            },
+            desc="Deadlines.",
+        ),
+        "circuitBreaker": _obj(
+            {
+                "failureThreshold": {"type": "integer", "minimum": 1, "description": "Consecutive failures that cool a model down."},
+                "cooldownSeconds": {"type": "number", "minimum": 0},
+            },
+            desc="Skip a model that keeps failing for a while.",
+        ),
+        "selector": {
+            "type": "object",
+            "description": "Label selector over pods in the policy's namespace (in a cluster); empty selects every injected pod.",
+            "properties": {
+                "matchLabels": {"type": "object", "additionalProperties": {"type": "string"}},
+                "matchExpressions": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["key", "operator"],
+                        "properties": {
+                            "key": {"type": "string"},
+                            "operator": {"type": "string", "enum": ["In", "NotIn", "Exists", "DoesNotExist"]},
+                            "values": {"type": "array", "items": {"type": "string"}},
+                        },
+                    },
+                },
+            },
+        },
+        "priority": {"type": "integer", "description": "When two policies select one pod, the higher priority wins (then the older)."},
+        "telemetry": _obj(
+            {"recordPrompts": {"type": "boolean", "description": "Record prompts and answers on spans (off by default)."}},
+            desc="What is recorded.",
+        ),
+    },
+    ["providers", "models", "default"],
+    "A routing policy: the model registry and how requests are routed among its models.",
+)
+
+#: Sections of the spec owned by later layers (experiments, budgets, quality...). Each registers its
+#: schema here so validation stays strict about typos everywhere else.
+EXTENSIONS: dict[str, dict[str, Any]] = {}
+
+
+def spec_schema() -> dict[str, Any]:
+    """The spec schema including registered extension sections."""
+    if not EXTENSIONS:
+        return SPEC
+    return {**SPEC, "properties": {**SPEC["properties"], **EXTENSIONS}}
+
+
+def resource_schema() -> dict[str, Any]:
+    """Schema of the whole resource file (apiVersion, kind, metadata, spec)."""
+    return {
+        "type": "object",
+        "required": ["apiVersion", "kind", "spec"],
+        "properties": {
+            "apiVersion": {"const": API_VERSION},
+            "kind": {"const": KIND},
+            "metadata": {"type": "object"},
+            "spec": spec_schema(),
+            "status": {"type": "object"},
+        },
+    }

@@ -1,0 +1,57 @@
+"""Providers: one class per upstream wire format, behind the :class:`Provider` interface.
+
+Provider types are looked up by name (``spec.providers[].type``) and imported on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Mapping
+
+import aiohttp
+
+from modelroute.policy import CompiledPolicy
+from modelroute.providers.base import (
+    RETRYABLE,
+    UNHEALTHY,
+    ChunkStream,
+    Completion,
+    ErrorKind,
+    KeySource,
+    Provider,
+    ProviderError,
+    Usage,
+)
+from modelroute.providers.keys import EnvFileKeys
+
+__all__ = [
+    "RETRYABLE",
+    "TYPES",
+    "UNHEALTHY",
+    "ChunkStream",
+    "Completion",
+    "EnvFileKeys",
+    "ErrorKind",
+    "KeySource",
+    "Provider",
+    "ProviderError",
+    "Usage",
+    "build_providers",
+]
+
+#: provider type -> "module:Class"
+TYPES: dict[str, str] = {
+    "openai": "modelroute.providers.openai:OpenAIProvider",
+    "anthropic": "modelroute.providers.anthropic:AnthropicProvider",
+}
+
+
+def provider_class(type_name: str) -> type[Provider]:
+    module, _, name = TYPES[type_name].partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    assert issubclass(cls, Provider)
+    return cls
+
+
+def build_providers(policy: CompiledPolicy, session: aiohttp.ClientSession, keys: KeySource) -> Mapping[str, Provider]:
+    return {name: provider_class(spec.type)(spec, session, keys) for name, spec in policy.providers.items()}

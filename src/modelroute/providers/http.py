@@ -1,0 +1,108 @@
+"""What every HTTP provider shares: classifying failures into :class:`ProviderError`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import json
+import time
+from typing import Any, AsyncIterator, Mapping
+
+import aiohttp
+
+from modelroute.providers.base import ErrorKind, ProviderError
+
+_CONTEXT_HINTS = ("context_length", "context length", "maximum context", "too many tokens", "prompt is too long")
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` / ``retry-after`` (seconds or an HTTP date)."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        with contextlib.suppress(ValueError):
+            return max(0.0, float(ms) / 1000)
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    with contextlib.suppress(TypeError, ValueError):
+        when = email.utils.parsedate_to_datetime(value)
+        return max(0.0, when.timestamp() - time.time())
+    return None
+
+
+def kind_for(status: int, error: Mapping[str, Any]) -> ErrorKind:
+    text = " ".join(str(error.get(k) or "") for k in ("code", "type", "message")).lower()
+    if status == 429:
+        return ErrorKind.RATE_LIMITED
+    if status >= 500:
+        return ErrorKind.SERVER
+    if status in (401, 403):
+        return ErrorKind.AUTH
+    if status == 413 or any(hint in text for hint in _CONTEXT_HINTS):
+        return ErrorKind.CONTEXT_LENGTH
+    if status == 404:
+        return ErrorKind.NOT_FOUND
+    return ErrorKind.BAD_REQUEST
+
+
+def parse_error_body(raw: bytes) -> dict[str, Any]:
+    """The error object of an error body (``{"error": {...}}``), or a stand-in for a non-JSON body."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    if isinstance(data, dict):
+        err = data.get("error")
+        if isinstance(err, dict):
+            return err
+        if isinstance(err, str):
+            return {"message": err}
+    return {}
+
+
+def http_error(provider: str, model: str, status: int, headers: Mapping[str, str], error: Mapping[str, Any]) -> ProviderError:
+    """The ProviderError for an upstream error answer. Only BAD_REQUEST and CONTEXT_LENGTH keep
+    the upstream message for the client: auth errors can echo parts of keys."""
+    kind = kind_for(status, error)
+    where = f"{provider}/{model}"
+    if kind in (ErrorKind.BAD_REQUEST, ErrorKind.CONTEXT_LENGTH):
+        message = str(error.get("message") or f"upstream answered {status}")
+        safe = {
+            "message": message,
+            "type": str(error.get("type") or "invalid_request_error"),
+            "param": error.get("param"),
+            "code": error.get("code"),
+        }
+        return ProviderError(kind, f"{where}: {status} {message}", status=status, error=safe)
+    return ProviderError(kind, f"{where}: upstream answered {status}", status=status, retry_after=retry_after(headers))
+
+
+@contextlib.asynccontextmanager
+async def network_errors(provider: str, model: str) -> AsyncIterator[None]:
+    """Turn aiohttp and timeout exceptions into ProviderError."""
+    where = f"{provider}/{model}"
+    try:
+        yield
+    except ProviderError:
+        raise
+    except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+        raise ProviderError(ErrorKind.TIMEOUT, f"{where}: timed out") from None
+    except aiohttp.ClientPayloadError:
+        raise ProviderError(ErrorKind.CONNECT, f"{where}: the connection broke mid-answer") from None
+    except (aiohttp.ClientError, OSError) as exc:
+        raise ProviderError(ErrorKind.CONNECT, f"{where}: {type(exc).__name__}") from None
+
+
+def loads_object(raw: bytes, provider: str, model: str) -> dict[str, Any]:
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        data = None
+    if not isinstance(data, dict):
+        raise ProviderError(ErrorKind.PROTOCOL, f"{provider}/{model}: the answer is not a JSON object")
+    return data

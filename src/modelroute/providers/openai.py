@@ -1,0 +1,115 @@
+"""OpenAI-compatible providers (``type: openai``): the request goes through with its model renamed.
+
+Streams always ask for usage (``stream_options.include_usage``) so that every streamed answer is
+costed exactly; the proxy hides that extra chunk from clients that did not ask for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, AsyncIterator, Mapping
+
+import aiohttp
+
+from modelroute.policy import ModelSpec
+from modelroute.providers.base import ChunkStream, Completion, ErrorKind, Provider, ProviderError, Usage
+from modelroute.providers.http import http_error, loads_object, network_errors, parse_error_body
+from modelroute.providers.sse import SSEParser
+
+_USAGE = b'"usage"'
+
+
+class OpenAIProvider(Provider):
+    def _headers(self, extra: Mapping[str, str]) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", **self.spec.headers, **extra}
+        key = self.keys.get(self.spec)
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        return headers
+
+    def _timeout(self, total: float | None, idle: float | None = None) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(total=total, sock_read=idle)
+
+    async def _post(self, path: str, payload: Mapping[str, Any], model: ModelSpec, timeout: aiohttp.ClientTimeout,
+                    headers: Mapping[str, str]) -> aiohttp.ClientResponse:
+        resp = await self.session.post(
+            self.spec.base_url + path, data=json.dumps(payload), headers=self._headers(headers), timeout=timeout
+        )
+        if resp.status != 200:
+            try:
+                raw = await resp.read()
+            finally:
+                resp.release()
+            raise http_error(self.name, model.name, resp.status, resp.headers, parse_error_body(raw))
+        return resp
+
+    async def _call(self, path: str, body: Mapping[str, Any], model: ModelSpec, timeout: float,
+                    headers: Mapping[str, str]) -> Completion:
+        payload = {**body, "model": model.upstream_model}
+        async with network_errors(self.name, model.name), asyncio.timeout(timeout):
+            resp = await self._post(path, payload, model, self._timeout(timeout), headers)
+            async with resp:
+                raw = await resp.read()
+        data = loads_object(raw, self.name, model.name)
+        return Completion(body=data, usage=Usage.from_openai(data.get("usage")), raw=raw)
+
+    async def chat(self, body: Mapping[str, Any], model: ModelSpec, *, timeout: float, headers: Mapping[str, str]) -> Completion:
+        result = await self._call("/chat/completions", body, model, timeout, headers)
+        if not isinstance(result.body.get("choices"), list):
+            raise ProviderError(ErrorKind.PROTOCOL, f"{self.name}/{model.name}: the answer has no choices")
+        return result
+
+    async def embeddings(self, body: Mapping[str, Any], model: ModelSpec, *, timeout: float, headers: Mapping[str, str]) -> Completion:
+        return await self._call("/embeddings", body, model, timeout, headers)
+
+    async def chat_stream(
+        self, body: Mapping[str, Any], model: ModelSpec, *, timeout: float, idle_timeout: float, headers: Mapping[str, str]
+    ) -> ChunkStream:
+        options = body.get("stream_options")
+        options = {**options, "include_usage": True} if isinstance(options, Mapping) else {"include_usage": True}
+        payload = {**body, "model": model.upstream_model, "stream": True, "stream_options": options}
+        async with network_errors(self.name, model.name), asyncio.timeout(timeout):
+            resp = await self._post("/chat/completions", payload, model, self._timeout(None, idle_timeout), headers)
+        return OpenAIChunkStream(resp, self.name, model.name)
+
+
+class OpenAIChunkStream(ChunkStream):
+    """The upstream's chunks as they arrive, untouched; reads usage from the chunk carrying it."""
+
+    def __init__(self, resp: aiohttp.ClientResponse, provider: str, model: str) -> None:
+        self._resp = resp
+        self._where = (provider, model)
+        self.usage = None
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:  # type: ignore[override]
+        parser = SSEParser()
+        async with network_errors(*self._where):
+            try:
+                async for raw in self._resp.content.iter_any():
+                    for _, data in parser.feed(raw):
+                        if data == b"[DONE]":
+                            return
+                        if _USAGE in data or b'"error"' in data:
+                            self._inspect(data)
+                        yield data
+                for _, data in parser.close():
+                    if data == b"[DONE]":
+                        return
+                raise ProviderError(ErrorKind.CONNECT, f"{self._where[0]}/{self._where[1]}: the stream ended before [DONE]")
+            finally:
+                self._resp.release()
+
+    def _inspect(self, data: bytes) -> None:
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            raise ProviderError(ErrorKind.PROTOCOL, f"{self._where[0]}/{self._where[1]}: a chunk is not JSON") from None
+        if isinstance(chunk, dict) and isinstance(chunk.get("error"), dict):
+            raise ProviderError(ErrorKind.SERVER, f"{self._where[0]}/{self._where[1]}: error event in the stream")
+        usage = Usage.from_openai(chunk.get("usage")) if isinstance(chunk, dict) else None
+        if usage is not None:
+            self.usage = usage
+
+    async def aclose(self) -> None:
+        self._resp.close()
