@@ -10,7 +10,7 @@ from modelroute.routing.decision import Decision, Skip
 from modelroute.routing.request import RequestView, build_view, content_text, estimate_input
 from modelroute.routing.router import AUTO, Router, UnknownModel
 from modelroute.routing.rules import Verdict
-from modelroute.routing.strategy import REGISTRY, Choice, ModelClient, ModelReply, Strategy, register
+from modelroute.routing.strategy import REGISTRY, Choice, ModelClient, ModelReply, Review, Reviewer, Strategy, register
 
 __all__ = [
     "AUTO",
@@ -20,6 +20,8 @@ __all__ = [
     "ModelClient",
     "ModelReply",
     "RequestView",
+    "Review",
+    "Reviewer",
     "Router",
     "Skip",
     "Strategy",

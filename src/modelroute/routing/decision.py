@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from modelroute.routing.strategy import Reviewer
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +25,8 @@ class Decision:
     reason: str
     skipped: tuple[Skip, ...] = ()
     annotations: dict[str, Any] = field(default_factory=dict)  # strategy outputs (labels, scores, costs)
+    reviewer: Reviewer | None = None  # set by a cascade: answers are reviewed before the client sees them
+    cost_usd: float = 0.0  # what deciding cost (classifier or embedding calls), added to the request's cost
 
     @property
     def model(self) -> str | None:

@@ -35,6 +35,7 @@ class RequestView:
     complexity: str | None = None
     api: str = "openai"  # the API the client spoke: openai | anthropic
     labels: dict[str, Any] = field(default_factory=dict)  # set by labelling strategies
+    decision_cost_usd: float = 0.0  # what strategies spent deciding (classifier, embedding calls)
     _prompt: str | None = None
 
     @property

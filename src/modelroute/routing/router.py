@@ -8,6 +8,7 @@ models able to serve the request (capabilities, context window).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from modelroute.policy import CompiledPolicy, Route
@@ -52,7 +53,9 @@ class Router:
             strategy = self.strategies[str(route.strategy)]
             choice = await strategy.choose(view)
             if choice.model is not None:
-                return self._finish(view, route.name, strategy.type, choice.model, route, choice.reason, choice.annotations)
+                decision = self._finish(view, route.name, strategy.type, choice.model, route, choice.reason, choice.annotations,
+                                        chain=choice.chain)
+                return dataclasses.replace(decision, reviewer=choice.reviewer, cost_usd=view.decision_cost_usd)
         return self._finish(view, "default", "default", policy.default, None, "no route matched")
 
     def explain_routes(self, view: RequestView) -> list[Verdict]:
@@ -68,11 +71,12 @@ class Router:
         route: Route | None,
         reason: str,
         annotations: dict[str, Any] | None = None,
+        chain: tuple[str, ...] | None = None,
     ) -> Decision:
-        candidates, skipped = self.eligible(view, self.policy.chain(model, route))
+        candidates, skipped = self.eligible(view, chain or self.policy.chain(model, route))
         if view.labels:
             annotations = {**view.labels, **(annotations or {})}
-        return Decision(route_name, strategy, candidates, reason, skipped, annotations or {})
+        return Decision(route_name, strategy, candidates, reason, skipped, annotations or {}, cost_usd=view.decision_cost_usd)
 
     def eligible(self, view: RequestView, chain: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[Skip, ...]]:
         """The models of ``chain`` able to serve ``view``, and why the others were left out."""

@@ -19,12 +19,35 @@ from modelroute.routing.request import RequestView
 
 
 @dataclass(frozen=True, slots=True)
+class Review:
+    """A reviewer's verdict on an answer: accept it, or escalate to the next candidate."""
+
+    accept: bool
+    reason: str
+    cost_usd: float = 0.0  # what the review itself cost (a judge call)
+
+
+class Reviewer(Protocol):
+    """Checks an answer before the client sees it (cascade routing). ``answer`` is an OpenAI
+    ``chat.completion`` body; ``model`` the registry model that produced it."""
+
+    async def review(self, view: RequestView, model: str, answer: Mapping[str, Any]) -> Review: ...
+
+
+@dataclass(frozen=True, slots=True)
 class Choice:
-    """A strategy's answer: the model (or None to let the next route try) and why."""
+    """A strategy's answer: the model (or None to let the next route try) and why.
+
+    ``chain`` replaces the chosen model's fallback chain (a cascade orders its models cheapest
+    first); ``reviewer`` makes the proxy check each answer and escalate down the chain when the
+    review rejects it.
+    """
 
     model: str | None
     reason: str
     annotations: dict[str, Any] = field(default_factory=dict)
+    chain: tuple[str, ...] | None = None
+    reviewer: Reviewer | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,9 +61,15 @@ class ModelReply:
 
 
 class ModelClient(Protocol):
-    """What a strategy may ask of the proxy: one chat completion on a registry model."""
+    """What a strategy may ask of the proxy: a chat completion or embeddings on a registry model."""
 
-    async def complete(self, model: str, messages: list[dict[str, Any]], *, max_tokens: int, timeout: float) -> ModelReply: ...
+    async def complete(
+        self, model: str, messages: list[dict[str, Any]], *, max_tokens: int, timeout: float, logprobs: bool = False
+    ) -> ModelReply: ...
+
+    async def embed(self, model: str, texts: list[str], *, timeout: float) -> tuple[list[list[float]], float]:
+        """Vectors of ``texts`` and the cost in USD."""
+        ...
 
 
 class Strategy:

@@ -1,0 +1,5 @@
+import sys
+
+from modelroute.cli import main
+
+sys.exit(main())
