@@ -22,9 +22,12 @@ CEL_ROOT = "request"
 def validate_spec(spec: Any, root: str = "spec") -> list[Problem]:
     """All problems of ``spec``; an empty list means it is valid."""
     problems = list(_schema_problems(spec, root))
-    if problems:
-        return problems  # the semantic checks assume the shape is right
-    return list(_semantic_problems(spec, root))
+    try:
+        problems += _semantic_problems(spec, root)
+    except (KeyError, TypeError, AttributeError, IndexError):
+        if not problems:  # the semantic checks only trip on shapes the schema already rejected
+            raise
+    return problems
 
 
 @lru_cache(maxsize=4)
@@ -124,7 +127,7 @@ def cel_error(source: str) -> str | None:
     try:
         program = cel.compile(source)
     except ValueError as exc:
-        return f"CEL does not compile: {exc}"
+        return "CEL does not compile: " + " ".join(str(exc).split())
     others = sorted(set(program.variables()) - {CEL_ROOT} - _comprehension_vars(source))
     if others:
         return f"CEL reads unknown variables {others}; only {CEL_ROOT!r} is defined"

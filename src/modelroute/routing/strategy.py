@@ -58,6 +58,7 @@ class ModelReply:
     input_tokens: int
     output_tokens: int
     finish_reason: str | None = None
+    logprobs: tuple[float, ...] | None = None  # per output token, when the provider returns them
 
 
 class ModelClient(Protocol):

@@ -1,0 +1,168 @@
+"""``POST /v1/chat/completions``: route, attempt, and answer whole or as a pass-through stream.
+
+A stream that fails before its first chunk falls back invisibly (the first chunk is awaited inside
+the attempt). After the first chunk the client has the headers, so a failure becomes a well-formed
+SSE error event. The usage chunk the sidecar asked for is hidden from clients that did not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from decimal import Decimal
+from typing import Any, AsyncIterator, Mapping
+
+from aiohttp import web
+
+from modelroute.policy import ModelSpec
+from modelroute.providers import ChunkStream, Completion, ErrorKind, Provider, ProviderError
+from modelroute.providers.sse import DONE
+from modelroute.proxy.attempts import attempt_each
+from modelroute.proxy.errors import BadRequest, ClientError, NotFound, error_response
+from modelroute.proxy.exchange import Exchange
+from modelroute.proxy.ingress import lower_headers, read_json, require_chat_fields
+from modelroute.proxy.state import SERVICES, Runtime, Services
+from modelroute.routing import AUTO, Decision, RequestView, Review, UnknownModel, build_view
+
+_EMPTY_CHOICES = (b'"choices":[]', b'"choices": []')
+
+
+async def decide(runtime: Runtime, view: RequestView) -> Decision:
+    """The router's decision, or the client error when there is no model to try."""
+    try:
+        decision = await runtime.router.decide(view)
+    except UnknownModel as exc:
+        models = ", ".join([AUTO, *runtime.policy.models])
+        raise NotFound(f"the model {exc.args[0]!r} does not exist; available: {models}", param="model",
+                       code="model_not_found") from None
+    if not decision.candidates:
+        reasons = "; ".join(f"{s.model}: {s.reason}" for s in decision.skipped)
+        code = "context_length_exceeded" if all("context window" in s.reason for s in decision.skipped) else "no_eligible_model"
+        raise BadRequest(f"no model of route {decision.route!r} can serve this request ({reasons})", code=code)
+    return decision
+
+
+async def handle(request: web.Request) -> web.StreamResponse:
+    services = request.app[SERVICES]
+    body = await read_json(request, services.settings.max_body_bytes)
+    require_chat_fields(body)
+    ex = Exchange(services, services.holder.current, "chat", lower_headers(request))
+    try:
+        ex.view = build_view(body, ex.incoming_headers)
+        ex.decision = await decide(ex.runtime, ex.view)
+        if ex.view.stream:
+            return await _stream(request, ex)
+        return await _complete(ex)
+    except ClientError as exc:
+        ex.settle("error", exc.code or exc.type)
+        return error_response(exc, ex.response_headers(with_cost=False))
+    finally:
+        ex.settle("error", "internal")  # no-op when already settled
+
+
+async def _complete(ex: Exchange) -> web.Response:
+    view, decision = ex.view, ex.decision
+    assert view is not None and decision is not None
+
+    async def call(provider: Provider, spec: ModelSpec, timeout: float, headers: Mapping[str, str]) -> Completion:
+        return await provider.chat(view.body, spec, timeout=timeout, headers=headers)
+
+    async def review(model: str, completion: Completion) -> Review | None:
+        assert decision.reviewer is not None
+        verdict = await decision.reviewer.review(view, model, completion.body)
+        ex.extra_cost += Decimal(str(verdict.cost_usd))
+        return verdict
+
+    outcome = await attempt_each(ex, call, usage_of=lambda c: c.usage, review=review if decision.reviewer else None)
+    completion = outcome.result
+    ex.served, ex.usage, ex.dropped = outcome.model, completion.usage, tuple(getattr(completion, "dropped", ()))
+    headers = ex.response_headers(with_cost=True)
+    ex.settle("ok")
+    raw = completion.raw if completion.raw is not None else json.dumps(completion.body).encode()
+    return web.Response(body=raw, content_type="application/json", headers=headers)
+
+
+async def _open(ex: Exchange, provider: Provider, spec: ModelSpec, timeout: float,
+                headers: Mapping[str, str]) -> tuple[ChunkStream, AsyncIterator[bytes], bytes]:
+    """Open the upstream stream and wait for its first chunk, both within ``timeout``."""
+    assert ex.view is not None
+    idle = ex.policy.timeouts.stream_idle_seconds
+    stream: ChunkStream | None = None
+    try:
+        async with asyncio.timeout(timeout):
+            stream = await provider.chat_stream(ex.view.body, spec, timeout=timeout, idle_timeout=idle, headers=headers)
+            chunks = stream.__aiter__()
+            first = await chunks.__anext__()
+    except TimeoutError:
+        if stream is not None:
+            await stream.aclose()
+        raise ProviderError(ErrorKind.TIMEOUT, f"{provider.name}/{spec.name}: no first chunk in {timeout:.1f}s") from None
+    except StopAsyncIteration:
+        raise ProviderError(ErrorKind.PROTOCOL, f"{provider.name}/{spec.name}: the stream had no chunks") from None
+    except ProviderError:
+        if stream is not None:
+            await stream.aclose()
+        raise
+    return stream, chunks, first
+
+
+def _is_usage_only(chunk: bytes) -> bool:
+    """The extra chunk carrying only usage (empty choices)."""
+    if not any(marker in chunk for marker in _EMPTY_CHOICES):
+        return False
+    try:
+        data = json.loads(chunk)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and data.get("choices") == [] and data.get("usage") is not None
+
+
+def _sse_error(exc: ProviderError) -> bytes:
+    error = {"error": {"message": "the upstream stream failed: " + exc.kind.value, "type": "upstream_error",
+                       "param": None, "code": "stream_" + exc.kind.value}}
+    return b"data: " + json.dumps(error).encode() + b"\n\n"
+
+
+async def _stream(request: web.Request, ex: Exchange) -> web.StreamResponse:
+    async def call(provider: Provider, spec: ModelSpec, timeout: float, headers: Mapping[str, str]) -> Any:
+        return await _open(ex, provider, spec, timeout, headers)
+
+    outcome = await attempt_each(ex, call)
+    stream, chunks, chunk = outcome.result
+    ex.served, ex.first_chunk_at = outcome.model, time.monotonic()
+    hide_usage = not (ex.view and ex.view.include_usage)
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+                                       **ex.response_headers(with_cost=False)})
+    status, error_type = "ok", None
+    try:
+        await resp.prepare(request)
+        while True:
+            if not (hide_usage and _is_usage_only(chunk)):
+                await resp.write(b"data: " + chunk + b"\n\n")
+            try:
+                chunk = await chunks.__anext__()
+            except StopAsyncIteration:
+                break
+        await resp.write(DONE)
+    except ProviderError as exc:
+        status, error_type = "error", "stream_" + exc.kind.value
+        await _write_quietly(resp, _sse_error(exc) + DONE)
+    except (ConnectionResetError, asyncio.CancelledError):
+        status, error_type = "client_closed", "client_closed"
+        raise
+    finally:
+        ex.usage = stream.usage
+        ex.attempts[-1].usage = stream.usage
+        ex.dropped = stream.dropped
+        await stream.aclose()
+        ex.settle(status, error_type)
+    await resp.write_eof()
+    return resp
+
+
+async def _write_quietly(resp: web.StreamResponse, data: bytes) -> None:
+    try:
+        await resp.write(data)
+    except ConnectionResetError:
+        pass

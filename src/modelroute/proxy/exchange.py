@@ -1,0 +1,208 @@
+"""One request's way through the sidecar: its runtime, decision, attempts, cost, span and metrics.
+
+An :class:`Exchange` is created at ingress and settled exactly once at egress, whatever the
+outcome; settling ends the span and records the metrics.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Mapping
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from modelroute.providers.base import Usage
+from modelroute.proxy.state import Runtime, Services
+from modelroute.routing import Decision, RequestView
+from modelroute.telemetry.cost import ZERO, cost_usd, format_usd
+
+TRACE_HEADERS = ("traceparent", "tracestate")
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One upstream attempt (or a model passed over without one)."""
+
+    model: str
+    outcome: str  # ok | error | skipped | rejected
+    reason: str = ""
+    usage: Usage | None = None
+    seconds: float = 0.0
+    retry_after: float | None = None
+
+
+@dataclass
+class Exchange:
+    services: Services
+    runtime: Runtime
+    operation: str  # chat | embeddings
+    incoming_headers: Mapping[str, str]
+    request_id: str = field(default_factory=lambda: "req_" + uuid.uuid4().hex[:24])
+    started: float = field(default_factory=time.monotonic)
+    view: RequestView | None = None
+    decision: Decision | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    served: str | None = None
+    usage: Usage | None = None
+    first_chunk_at: float | None = None
+    dropped: tuple[str, ...] = ()
+    status: str = "ok"
+    extra_cost: Decimal = ZERO  # reviews (judge calls) and other spending beside the attempts
+    span: trace.Span = field(init=False)
+    _parent: otel_context.Context = field(init=False)
+    _settled: bool = False
+
+    def __post_init__(self) -> None:
+        self._parent = propagate.extract(self.incoming_headers)
+        self.span = self.services.tracer.start_span(
+            f"{self.operation} route", context=self._parent, kind=SpanKind.SERVER,
+            attributes={"gen_ai.operation.name": self.operation, "modelroute.request_id": self.request_id},
+        )
+
+    @property
+    def policy(self) -> Any:
+        return self.runtime.policy
+
+    @property
+    def route(self) -> str:
+        return self.decision.route if self.decision else "none"
+
+    @property
+    def deadline(self) -> float:
+        return self.started + self.policy.timeouts.request_seconds
+
+    def upstream_headers(self, span: trace.Span) -> dict[str, str]:
+        """Trace context for an upstream call: the attempt span's, else the client's own."""
+        headers: dict[str, str] = {}
+        if span.get_span_context().is_valid:
+            propagate.inject(headers, context=trace.set_span_in_context(span, self._parent))
+        else:
+            for name in TRACE_HEADERS:
+                if name in self.incoming_headers:
+                    headers[name] = self.incoming_headers[name]
+        return headers
+
+    def start_attempt_span(self, model: str) -> trace.Span:
+        spec = self.policy.models[model]
+        return self.services.tracer.start_span(
+            f"{self.operation} {spec.upstream_model}",
+            context=trace.set_span_in_context(self.span),
+            kind=SpanKind.CLIENT,
+            attributes={
+                "gen_ai.operation.name": self.operation,
+                "gen_ai.provider.name": self.policy.providers[spec.provider].type,
+                "gen_ai.request.model": spec.upstream_model,
+                "modelroute.model": model,
+                "modelroute.provider": spec.provider,
+            },
+        )
+
+    # -- money -------------------------------------------------------------------------------
+
+    def cost(self) -> Decimal:
+        """USD paid: every attempt that produced usage (escalated answers too) plus deciding."""
+        total = ZERO
+        for attempt in self.attempts:
+            if attempt.usage is not None:
+                total += cost_usd(attempt.usage, self.policy.models[attempt.model].pricing)
+        if self.decision is not None and self.decision.cost_usd:
+            total += Decimal(str(self.decision.cost_usd))
+        return total + self.extra_cost
+
+    def baseline_cost(self) -> Decimal:
+        """The served answer's tokens at the baseline model's prices."""
+        return cost_usd(self.usage, self.policy.models[self.policy.baseline].pricing)
+
+    def response_headers(self, *, with_cost: bool) -> dict[str, str]:
+        headers = {
+            "x-modelroute-request-id": self.request_id,
+            "x-modelroute-route": self.route,
+            "x-modelroute-policy-version": self.policy.version,
+        }
+        if self.served:
+            headers["x-modelroute-model"] = self.served
+        if with_cost:
+            headers["x-modelroute-cost-usd"] = format_usd(self.cost())
+        return headers
+
+    # -- egress ------------------------------------------------------------------------------
+
+    def settle(self, status: str = "ok", error_type: str | None = None) -> None:
+        """Record span attributes and metrics once; safe to call more than once."""
+        if self._settled:
+            return
+        self._settled = True
+        self.status = status
+        cost, baseline = self.cost(), self.baseline_cost() if self.usage else ZERO
+        self._record_span(cost, baseline, error_type)
+        self._record_metrics(cost, baseline, error_type)
+
+    def _record_span(self, cost: Decimal, baseline: Decimal, error_type: str | None) -> None:
+        span, policy, view = self.span, self.policy, self.view
+        attrs: dict[str, Any] = {
+            "modelroute.policy": policy.name,
+            "modelroute.policy_version": policy.version,
+            "modelroute.route": self.route,
+            "modelroute.cost_usd": float(cost),
+            "modelroute.baseline_cost_usd": float(baseline),
+            "modelroute.attempts": sum(1 for a in self.attempts if a.outcome != "skipped"),
+            "modelroute.fallback_chain": [f"{a.model}:{a.outcome}{'(' + a.reason + ')' if a.reason else ''}" for a in self.attempts],
+        }
+        if view is not None:
+            attrs["gen_ai.request.model"] = view.requested_model
+            attrs["gen_ai.request.stream"] = view.stream
+            if view.max_tokens is not None:
+                attrs["gen_ai.request.max_tokens"] = view.max_tokens
+        if self.decision is not None:
+            attrs["modelroute.strategy"] = self.decision.strategy
+            attrs["modelroute.escalations"] = sum(1 for a in self.attempts if a.outcome == "rejected")
+        if self.served:
+            attrs["gen_ai.response.model"] = policy.models[self.served].upstream_model
+            attrs["modelroute.model"] = self.served
+            attrs["gen_ai.provider.name"] = policy.providers[policy.models[self.served].provider].type
+        if self.usage is not None:
+            attrs["gen_ai.usage.input_tokens"] = self.usage.input_tokens
+            attrs["gen_ai.usage.output_tokens"] = self.usage.output_tokens
+        if self.first_chunk_at is not None:
+            attrs["modelroute.time_to_first_chunk_ms"] = round((self.first_chunk_at - self.started) * 1000, 3)
+        if self.dropped:
+            attrs["modelroute.translation.dropped"] = list(self.dropped)
+        if error_type:
+            attrs["error.type"] = error_type
+            span.set_status(Status(StatusCode.ERROR, error_type))
+        span.update_name(f"{self.operation} {attrs.get('gen_ai.response.model') or (view.requested_model if view else '')}".strip())
+        span.set_attributes(attrs)
+        span.end()
+
+    def _record_metrics(self, cost: Decimal, baseline: Decimal, error_type: str | None) -> None:
+        m, policy = self.services.metrics, self.policy.name
+        model = self.served or "none"
+        labels = (policy, self.route, model)
+        m.requests.labels(*labels, self.status).inc()
+        if error_type:
+            m.errors.labels(error_type).inc()
+        for attempt in self.attempts:
+            if attempt.outcome != "skipped":
+                m.attempts.labels(policy, attempt.model, attempt.outcome if attempt.outcome != "error" else attempt.reason).inc()
+            if attempt.outcome in ("error", "skipped") and self.served:
+                m.fallbacks.labels(policy, self.route, attempt.model, attempt.reason or attempt.outcome).inc()
+            if attempt.outcome == "rejected":
+                m.escalations.labels(policy, self.route, attempt.model).inc()
+        if self.usage is not None:
+            m.tokens.labels(*labels, "input").inc(self.usage.input_tokens)
+            m.tokens.labels(*labels, "output").inc(self.usage.output_tokens)
+            if self.usage.cached_input_tokens:
+                m.tokens.labels(*labels, "cached_input").inc(self.usage.cached_input_tokens)
+        if cost:
+            m.cost.labels(*labels).inc(float(cost))
+        if baseline:
+            m.baseline_cost.labels(*labels).inc(float(baseline))
+        now = time.monotonic()
+        m.duration.labels(*labels).observe(now - self.started)
+        if self.first_chunk_at is not None:
+            m.ttft.labels(*labels).observe(self.first_chunk_at - self.started)

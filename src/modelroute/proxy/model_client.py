@@ -1,0 +1,56 @@
+"""The narrow client strategies use to call a registry model (a classifier, a judge, an embedder).
+
+It calls the model's provider directly, without routing or fallbacks, and reports the cost.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from modelroute.policy import CompiledPolicy
+from modelroute.providers import Provider
+from modelroute.routing import ModelReply
+from modelroute.telemetry.cost import cost_usd
+
+
+class ProxyModelClient:
+    def __init__(self, policy: CompiledPolicy, providers: Mapping[str, Provider]) -> None:
+        self._policy = policy
+        self._providers = providers
+
+    def _target(self, model: str) -> tuple[Provider, Any]:
+        spec = self._policy.models[model]
+        return self._providers[spec.provider], spec
+
+    async def complete(self, model: str, messages: list[dict[str, Any]], *, max_tokens: int, timeout: float,
+                       logprobs: bool = False) -> ModelReply:
+        provider, spec = self._target(model)
+        body: dict[str, Any] = {"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": 0}
+        if logprobs:
+            body["logprobs"] = True
+        result = await provider.chat(body, spec, timeout=timeout, headers={})
+        choice = (result.body.get("choices") or [{}])[0]
+        message = choice.get("message") or {}
+        usage = result.usage
+        return ModelReply(
+            text=str(message.get("content") or ""),
+            model=model,
+            cost_usd=float(cost_usd(usage, spec.pricing)),
+            input_tokens=usage.input_tokens if usage else 0,
+            output_tokens=usage.output_tokens if usage else 0,
+            finish_reason=choice.get("finish_reason"),
+            logprobs=_logprobs(choice),
+        )
+
+    async def embed(self, model: str, texts: list[str], *, timeout: float) -> tuple[list[list[float]], float]:
+        provider, spec = self._target(model)
+        result = await provider.embeddings({"model": model, "input": texts}, spec, timeout=timeout, headers={})
+        rows = sorted(result.body.get("data") or [], key=lambda d: d.get("index", 0))
+        return [list(map(float, row["embedding"])) for row in rows], float(cost_usd(result.usage, spec.pricing))
+
+
+def _logprobs(choice: Mapping[str, Any]) -> tuple[float, ...] | None:
+    content = (choice.get("logprobs") or {}).get("content")
+    if not isinstance(content, list):
+        return None
+    return tuple(float(t.get("logprob", 0.0)) for t in content if isinstance(t, Mapping))

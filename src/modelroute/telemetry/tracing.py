@@ -1,0 +1,58 @@
+"""OpenTelemetry set-up for the sidecar, from the standard ``OTEL_*`` environment variables.
+
+Spans follow the GenAI semantic conventions (``gen_ai.*``) plus ``modelroute.*`` attributes. The
+exporter is chosen by ``OTEL_TRACES_EXPORTER`` (otlp, console, none); when it is not set, OTLP is
+used only if an OTLP endpoint is configured, so a sidecar without a collector exports nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Mapping
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+
+INSTRUMENTATION = "modelroute"
+
+
+def _exporters(env: Mapping[str, str]) -> list[SpanExporter]:
+    names = env.get("OTEL_TRACES_EXPORTER")
+    if names is None:
+        has_endpoint = env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        names = "otlp" if has_endpoint else "none"
+    out: list[SpanExporter] = []
+    for name in (n.strip() for n in names.split(",")):
+        if name == "otlp":
+            protocol = env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", env.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"))
+            if protocol == "grpc":
+                from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+
+                out.append(GrpcExporter())
+            else:
+                from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+                out.append(OTLPSpanExporter())
+        elif name == "console":
+            out.append(ConsoleSpanExporter())
+    return out
+
+
+def tracer_provider_from_env(env: Mapping[str, str] | None = None) -> TracerProvider | None:
+    """A TracerProvider exporting as the environment says, or None when tracing is disabled."""
+    env = os.environ if env is None else env
+    if env.get("OTEL_SDK_DISABLED", "").lower() == "true":
+        return None
+    resource = Resource.create({"service.name": env.get("OTEL_SERVICE_NAME", "modelroute-sidecar")})
+    provider = TracerProvider(resource=resource)
+    for exporter in _exporters(env):
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+    return provider
+
+
+def get_tracer(provider: trace.TracerProvider | None) -> trace.Tracer:
+    if provider is None:
+        return trace.NoOpTracer()
+    return provider.get_tracer(INSTRUMENTATION)
