@@ -71,5 +71,9 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = request.app[SERVICES].metrics.render()
+    services = request.app[SERVICES]
+    services.metrics.breaker_open.clear()
+    for model in services.breakers.open_models():
+        services.metrics.breaker_open.labels(model).set(1)
+    body = services.metrics.render()
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})

@@ -1,0 +1,98 @@
+"""Test helpers: policies pointing at fake providers, and a sidecar running on a real socket."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from modelroute.policy import compile_policy
+from modelroute.providers import EnvFileKeys
+from modelroute.proxy import SERVICES, PolicyHolder, Services, Settings, build_app
+
+PROVIDER_KEY = "sk-provider-secret-0123456789"
+APP_KEY = "sk-app-key-must-not-be-forwarded"
+
+
+def quickstart(base_url: str, **overrides: Any) -> dict[str, Any]:
+    """The quickstart policy of the issue, pointed at ``base_url``."""
+    doc: dict[str, Any] = {
+        "apiVersion": "modelroute.dev/v1alpha1",
+        "kind": "RoutingPolicy",
+        "metadata": {"name": "quickstart"},
+        "spec": {
+            "providers": [{"name": "openai", "type": "openai", "baseURL": base_url, "apiKey": {"env": "TEST_PROVIDER_KEY"}}],
+            "models": [
+                {"name": "gpt-4o-mini", "provider": "openai", "pricing": {"input": 0.15, "output": 0.60},
+                 "contextWindow": 128000, "capabilities": ["tools", "json", "vision"], "limits": {"rpm": 10000, "tpm": 2000000}},
+                {"name": "gpt-4o", "provider": "openai", "pricing": {"input": 2.50, "output": 10.00},
+                 "contextWindow": 128000, "capabilities": ["tools", "json", "vision"]},
+            ],
+            "baseline": "gpt-4o",
+            "default": "gpt-4o-mini",
+            "routes": [
+                {"name": "code", "match": {"task": ["code_generation", "reasoning"]}, "model": "gpt-4o"},
+                {"name": "premium", "match": {"headers": {"x-user-tier": "premium"}}, "model": "gpt-4o"},
+                {"name": "long-input", "when": "request.input_tokens > 100000", "model": "gpt-4o"},
+            ],
+            "fallbacks": {"gpt-4o-mini": ["gpt-4o"]},
+        },
+    }
+    doc["spec"].update(copy.deepcopy(overrides))
+    return doc
+
+
+@dataclass
+class Sidecar:
+    app: web.Application
+    runner: web.AppRunner
+    url: str
+    spans: InMemorySpanExporter
+    holder: PolicyHolder
+
+    @property
+    def services(self) -> Services:
+        return self.app[SERVICES]
+
+    @property
+    def base_url(self) -> str:
+        return self.url + "/v1"
+
+    def finished_spans(self, name_prefix: str = "") -> list[ReadableSpan]:
+        return [s for s in self.spans.get_finished_spans() if s.name.startswith(name_prefix)]
+
+    def request_spans(self) -> list[ReadableSpan]:
+        return [s for s in self.spans.get_finished_spans() if s.kind.name == "SERVER"]
+
+    async def close(self) -> None:
+        await self.runner.cleanup()
+
+
+@dataclass
+class SidecarFactory:
+    environ: dict[str, str] = field(default_factory=lambda: {"TEST_PROVIDER_KEY": PROVIDER_KEY})
+    started: list[Sidecar] = field(default_factory=list)
+
+    async def __call__(self, doc: dict[str, Any], *, background: Any = (), **settings: Any) -> Sidecar:
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        holder = PolicyHolder(compile_policy(doc))
+        app = build_app(holder, Settings(keys=EnvFileKeys(self.environ), tracer_provider=provider, **settings), background=background)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        sidecar = Sidecar(app, runner, f"http://127.0.0.1:{port}", exporter, holder)
+        self.started.append(sidecar)
+        return sidecar
+
+    async def close(self) -> None:
+        for sidecar in self.started:
+            await sidecar.close()
