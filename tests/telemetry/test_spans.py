@@ -1,0 +1,66 @@
+"""One span per request with GenAI and modelroute attributes, a child span per attempt, and W3C
+trace context from the app through to the provider."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import openai
+
+from modelroute.testing.fake_openai import FakeOpenAI
+from tests.support import Sidecar
+
+HELLO = [{"role": "user", "content": "what is the capital of France?"}]
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
+
+
+async def test_request_span_carries_genai_and_modelroute_attributes(client: openai.AsyncOpenAI, sidecar: Sidecar) -> None:
+    raw = await client.chat.completions.with_raw_response.create(model="gpt-4o", messages=HELLO, max_tokens=50)
+    usage = raw.parse().usage
+    [span] = sidecar.request_spans()
+    a = span.attributes
+    assert span.name == "chat gpt-4o-mini"
+    assert a["gen_ai.operation.name"] == "chat"
+    assert a["gen_ai.provider.name"] == "openai"
+    assert a["gen_ai.request.model"] == "gpt-4o"
+    assert a["gen_ai.response.model"] == "gpt-4o-mini"
+    assert a["gen_ai.request.max_tokens"] == 50
+    assert a["gen_ai.request.stream"] is False
+    assert a["gen_ai.usage.input_tokens"] == usage.prompt_tokens
+    assert a["gen_ai.usage.output_tokens"] == usage.completion_tokens
+    assert a["modelroute.policy"] == "quickstart"
+    assert a["modelroute.policy_version"] == sidecar.holder.current.policy.version
+    assert a["modelroute.route"] == "default"
+    assert Decimal(str(a["modelroute.cost_usd"])) == Decimal(raw.headers["x-modelroute-cost-usd"])
+    baseline = (Decimal(usage.prompt_tokens) * Decimal("2.5") + Decimal(usage.completion_tokens) * 10) / 1_000_000
+    assert abs(Decimal(str(a["modelroute.baseline_cost_usd"])) - baseline) < Decimal("1e-12")
+    assert a["modelroute.attempts"] == 1
+    assert a["modelroute.fallback_chain"] == ("gpt-4o-mini:ok",)
+
+
+async def test_each_attempt_is_a_child_span(client: openai.AsyncOpenAI, sidecar: Sidecar, fake_openai: FakeOpenAI) -> None:
+    fake_openai.fail("gpt-4o-mini", status=503, times=1)
+    await client.chat.completions.create(model="auto", messages=HELLO)
+    [parent] = sidecar.request_spans()
+    children = [s for s in sidecar.spans.get_finished_spans() if s.parent and s.parent.span_id == parent.context.span_id]
+    assert [c.attributes["modelroute.model"] for c in children] == ["gpt-4o-mini", "gpt-4o"]
+    assert children[0].attributes["error.type"] == "server"
+    assert children[0].attributes["http.response.status_code"] == 503
+    assert children[1].status.is_ok
+
+
+async def test_trace_context_flows_from_app_to_provider(client: openai.AsyncOpenAI, sidecar: Sidecar, fake_openai: FakeOpenAI) -> None:
+    await client.chat.completions.create(model="auto", messages=HELLO, extra_headers={"traceparent": PARENT})
+    [span] = sidecar.request_spans()
+    assert format(span.context.trace_id, "032x") == TRACE_ID
+    sent = fake_openai.calls()[-1].headers["traceparent"]
+    assert sent.split("-")[1] == TRACE_ID
+    attempt = [s for s in sidecar.spans.get_finished_spans() if s.kind.name == "CLIENT"][-1]
+    assert sent.split("-")[2] == format(attempt.context.span_id, "016x")
+
+
+async def test_prompts_are_not_recorded(client: openai.AsyncOpenAI, sidecar: Sidecar) -> None:
+    await client.chat.completions.create(model="auto", messages=HELLO)
+    for span in sidecar.spans.get_finished_spans():
+        assert "capital of France" not in str(dict(span.attributes or {}))
