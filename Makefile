@@ -1,0 +1,31 @@
+# modelroute: `make demo` and `make test` work on a fresh machine with only python3.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+EXTRAS ?= test
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test bench install clean lint
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml $(wildcard requirements/*.txt)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[$(EXTRAS)]'
+	@if [ -s requirements/no-deps.txt ]; then \
+		$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements/no-deps.txt; fi
+	@if [ -x scripts/install-helm.sh ]; then scripts/install-helm.sh $(BIN); fi
+	@touch $@
+
+demo: $(STAMP)
+	$(BIN)/modelroute demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info src/*.egg-info
