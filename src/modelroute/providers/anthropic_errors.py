@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from modelroute.providers.base import ProviderError
-from modelroute.providers.http import http_error
+from modelroute.providers.base import ErrorKind, ProviderError
+from modelroute.providers.http import http_error, parse_error_body
 
 #: Anthropic error type -> the HTTP status Anthropic answers it with.
 ERROR_STATUS: dict[str, int] = {
@@ -44,8 +44,23 @@ def anthropic_error_body(status: int, message: str, error_type: str | None = Non
     return {"type": "error", "error": {"type": error_type or error_type_for(status), "message": message}}
 
 
+def upstream_error(provider: str, model: str, status: int, headers: Mapping[str, str], raw: bytes) -> ProviderError:
+    """The ProviderError for an Anthropic error answer, its client-facing error in OpenAI's format."""
+    return _openai_format(http_error(provider, model, status, headers, parse_error_body(raw)))
+
+
 def stream_error(error: Any, provider: str, model: str) -> ProviderError:
     """The ProviderError for an ``error`` event inside an Anthropic stream (status 200 already sent)."""
     err: Mapping[str, Any] = error if isinstance(error, Mapping) else {}
     status = ERROR_STATUS.get(str(err.get("type") or ""), 500)
-    return http_error(provider, model, status, {}, err)
+    return _openai_format(http_error(provider, model, status, {}, err))
+
+
+def _openai_format(exc: ProviderError) -> ProviderError:
+    """OpenAI's error type and codes on the client-facing error (only client errors carry one)."""
+    if exc.error is not None:
+        code = exc.error.get("code")
+        if exc.kind is ErrorKind.CONTEXT_LENGTH:
+            code = "request_too_large" if exc.status == 413 else "context_length_exceeded"
+        exc.error = {**exc.error, "type": "invalid_request_error", "code": code}
+    return exc

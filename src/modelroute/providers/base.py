@@ -108,6 +108,8 @@ class Completion:
     body: Mapping[str, Any]
     usage: Usage | None
     raw: bytes | None = None
+    #: Parameters the translation had to drop (reported on the span); empty for pass-through.
+    dropped: tuple[str, ...] = ()
 
 
 class ChunkStream(abc.ABC):
