@@ -11,6 +11,7 @@ from modelroute.routing.request import RequestView, build_view, content_text, es
 from modelroute.routing.router import AUTO, Router, UnknownModel
 from modelroute.routing.rules import Verdict
 from modelroute.routing.strategy import REGISTRY, Choice, ModelClient, ModelReply, Review, Reviewer, Strategy, register
+import modelroute.routing.strategies  # noqa: F401,E402  registers the classifier, cascade and embedding strategies
 
 __all__ = [
     "AUTO",

@@ -1,0 +1,184 @@
+"""Answer checks of a cascade, and the reviewer that combines them.
+
+Cheap checks run first (heuristics on the answer itself, then token logprobs); the checks that
+call a model (agreement with a second model, an LLM judge) run only when those pass. The first
+failing check rejects the answer and names itself in the review's reason; the cost of the model
+calls is reported in :attr:`Review.cost_usd`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from modelroute.routing.request import RequestView, content_text
+from modelroute.routing.strategy import ModelClient, Review
+
+#: Phrases that open a refusal (matched case-insensitively in the first 300 characters).
+REFUSALS = (
+    "i'm sorry, but i can't", "i am sorry, but i can't", "i'm sorry, but i cannot", "i cannot help with",
+    "i can't help with", "i can't assist", "i cannot assist", "i am unable to", "i'm unable to",
+    "as an ai language model", "i won't be able to", "i cannot provide", "i can't provide",
+)
+
+DEFAULT_JUDGE_PROMPT = (
+    "You grade answers to requests.\n\nRequest:\n{prompt}\n\nAnswer:\n{answer}\n\n"
+    "How correct and complete is the answer, from 0 (wrong or useless) to 1 (fully correct)? "
+    "Reply with only the number."
+)
+_SCORE = re.compile(r"^\s*(1(?:\.0*)?|0(?:\.\d*)?|\.\d+)\s*$")
+_NON_WORD = re.compile(r"[^\w\s]+")
+_SPACE = re.compile(r"\s+")
+
+
+def answer_text(answer: Mapping[str, Any]) -> tuple[str, str | None, tuple[float, ...] | None, bool]:
+    """(text, finish_reason, token logprobs, has tool calls) of an OpenAI chat.completion body."""
+    choices = answer.get("choices") or [{}]
+    choice = choices[0] if isinstance(choices[0], Mapping) else {}
+    message = choice.get("message") or {}
+    text = content_text(message.get("content"))
+    content = (choice.get("logprobs") or {}).get("content")
+    logprobs = tuple(float(t.get("logprob", 0.0)) for t in content if isinstance(t, Mapping)) \
+        if isinstance(content, list) and content else None
+    return text, choice.get("finish_reason"), logprobs, bool(message.get("tool_calls"))
+
+
+def normalise_answer(text: str, extract: re.Pattern[str] | None = None) -> str:
+    """The comparable core of an answer: the ``extract`` match (its first group) when given, then
+    lower case, punctuation dropped, whitespace collapsed. Used by the agreement check and by
+    ``modelroute calibrate``, so both compare answers the same way."""
+    if extract is not None:
+        found = extract.search(text)
+        if found is None:
+            return ""
+        text = found.group(1) if found.groups() else found.group(0)
+    return _SPACE.sub(" ", _NON_WORD.sub(" ", text.lower())).strip()
+
+
+@dataclass(frozen=True)
+class Heuristics:
+    empty: bool = True
+    truncated: bool = True
+    refusals: tuple[str, ...] = REFUSALS
+    json: bool = True
+    regex: re.Pattern[str] | None = None
+    min_length: int = 0
+
+    def problem(self, view: RequestView, text: str, finish: str | None, tools: bool) -> str | None:
+        stripped = text.strip()
+        if self.empty and not stripped and not tools:
+            return "empty answer"
+        if self.truncated and finish == "length":
+            return "truncated answer (finish_reason length)"
+        head = stripped[:300].lower()
+        for phrase in self.refusals:
+            if phrase in head:
+                return f"refusal ({phrase!r})"
+        if self.json and view.response_format in ("json_object", "json_schema") and not tools:
+            try:
+                json.loads(stripped)
+            except ValueError:
+                return "invalid JSON (JSON was requested)"
+        if self.regex is not None and not self.regex.search(text):
+            return f"answer does not match {self.regex.pattern!r}"
+        if len(stripped) < self.min_length:
+            return f"answer shorter than {self.min_length} characters"
+        return None
+
+
+@dataclass(frozen=True)
+class Judge:
+    """An LLM judge: a registry model scores the answer 0..1; below ``threshold`` escalates."""
+
+    model: str
+    threshold: float
+    prompt: str = DEFAULT_JUDGE_PROMPT
+    timeout: float = 5.0
+    max_tokens: int = 8
+    on_error: str = "accept"  # accept | reject, when the judge is late or its answer unparseable
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """A second model answers the same request; the answer stands when both agree."""
+
+    model: str
+    extract: re.Pattern[str] | None = None
+    timeout: float = 30.0
+    max_tokens: int = 512
+
+
+@dataclass
+class AnswerReviewer:
+    """The :class:`~modelroute.routing.strategy.Reviewer` of a cascade."""
+
+    chain: tuple[str, ...]
+    client: ModelClient | None
+    heuristics: Heuristics = field(default_factory=Heuristics)
+    logprob_threshold: float | None = None
+    agreement: Agreement | None = None
+    judge: Judge | None = None
+
+    async def review(self, view: RequestView, model: str, answer: Mapping[str, Any]) -> Review:
+        if model not in self.chain[:-1]:
+            return Review(True, "last model of the cascade: accepted as is")
+        text, finish, logprobs, tools = answer_text(answer)
+        why = self.heuristics.problem(view, text, finish, tools)
+        if why is not None:
+            return Review(False, why)
+        if self.logprob_threshold is not None and logprobs:
+            mean = sum(logprobs) / len(logprobs)
+            if mean < self.logprob_threshold:
+                return Review(False, f"mean token logprob {mean:.3f} < {self.logprob_threshold}")
+        cost = 0.0
+        if self.agreement is not None:
+            verdict = await self._agree(view, text)
+            cost += verdict.cost_usd
+            if not verdict.accept:
+                return Review(False, verdict.reason, cost)
+        if self.judge is not None:
+            verdict = await self._judge(view, text)
+            cost += verdict.cost_usd
+            if not verdict.accept:
+                return Review(False, verdict.reason, cost)
+        return Review(True, "checks passed", cost)
+
+    async def _agree(self, view: RequestView, text: str) -> Review:
+        check = self.agreement
+        assert check is not None
+        if self.client is None:
+            return Review(True, "agreement skipped: no model client")
+        messages = [dict(m) for m in view.messages]
+        try:
+            reply = await asyncio.wait_for(
+                self.client.complete(check.model, messages, max_tokens=check.max_tokens, timeout=check.timeout),
+                check.timeout)
+        except Exception as exc:  # the second opinion failed: escalate, quality first
+            return Review(False, f"agreement model {check.model} failed: {type(exc).__name__}")
+        mine, theirs = normalise_answer(text, check.extract), normalise_answer(reply.text, check.extract)
+        if mine and mine == theirs:
+            return Review(True, f"agrees with {check.model}", reply.cost_usd)
+        return Review(False, f"disagrees with {check.model}", reply.cost_usd)
+
+    async def _judge(self, view: RequestView, text: str) -> Review:
+        judge = self.judge
+        assert judge is not None
+        if self.client is None:
+            return Review(judge.on_error == "accept", "judge skipped: no model client")
+        prompt = judge.prompt.replace("{prompt}", view.prompt_text()).replace("{answer}", text)
+        try:
+            reply = await asyncio.wait_for(
+                self.client.complete(judge.model, [{"role": "user", "content": prompt}],
+                                     max_tokens=judge.max_tokens, timeout=judge.timeout), judge.timeout)
+        except Exception as exc:
+            return Review(judge.on_error == "accept", f"judge {judge.model} failed: {type(exc).__name__}")
+        found = _SCORE.match(reply.text)
+        if found is None:
+            return Review(judge.on_error == "accept", f"judge answer not a score: {reply.text[:40]!r}", reply.cost_usd)
+        score = float(found.group(1))
+        if score < judge.threshold:
+            return Review(False, f"judge score {score:g} < {judge.threshold:g}", reply.cost_usd)
+        return Review(True, f"judge score {score:g}", reply.cost_usd)
