@@ -97,7 +97,7 @@ class Emulator(kmock.KubernetesEmulator):
             meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
         key = self._key(request, meta.get("name"))
         async with self._lock:
-            existing = self._objects.get(key) if key in self._objects else None
+            existing = self._objects[key] if key in self._objects else None
             if existing is not None and not existing.deleted:
                 raise kmock.KubernetesError(409, "AlreadyExists", f"{meta.get('name')} already exists")
             meta.update(uid=str(uuid.uuid4()), resourceVersion=self._next_rv(), generation=1, creationTimestamp=_now())

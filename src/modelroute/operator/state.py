@@ -53,7 +53,7 @@ class PodRecord:
         return (self.namespace, self.name)
 
 
-@dataclass
+@dataclass(eq=False)
 class Subscriber:
     pod: Key
     queue: asyncio.Queue[Message] = field(default_factory=asyncio.Queue)
