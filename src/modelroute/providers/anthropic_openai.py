@@ -68,7 +68,7 @@ class AnthropicToOpenAI(Translator):
     def request(self, body: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {"model": body.get("model"), "messages": self._system(body.get("system"))}
         for msg in body.get("messages") or ():
-            if not isinstance(msg, Mapping):
+            if not isinstance(msg, dict):
                 raise TranslationError("each message must be an object")
             if msg.get("role") == "assistant":
                 out["messages"].append(self._assistant(msg.get("content")))
@@ -95,7 +95,7 @@ class AnthropicToOpenAI(Translator):
             return [{"role": "system", "content": system}] if system else []
         if not isinstance(system, list) or not system:
             return []
-        texts = [self._cached(b) for b in system if isinstance(b, Mapping)]
+        texts = [self._cached(b) for b in system if isinstance(b, dict)]
         parts = [{"type": "text", "text": str(b.get("text") or "")} for b in texts if b.get("type") == "text"]
         if len(parts) == 1:
             return [{"role": "system", "content": parts[0]["text"]}]
@@ -114,7 +114,7 @@ class AnthropicToOpenAI(Translator):
         results: list[dict[str, Any]] = []
         parts: list[dict[str, Any]] = []
         for block in content:
-            if not isinstance(block, Mapping):
+            if not isinstance(block, dict):
                 continue
             self._cached(block)
             if block.get("type") == "tool_result":
@@ -129,7 +129,7 @@ class AnthropicToOpenAI(Translator):
 
     def _part(self, block: Mapping[str, Any]) -> dict[str, Any]:
         kind = block.get("type")
-        source = block.get("source") if isinstance(block.get("source"), Mapping) else {}
+        source = block.get("source") if isinstance(block.get("source"), dict) else {}
         if kind == "text":
             if block.get("citations"):
                 self.drop("citations")
@@ -155,7 +155,7 @@ class AnthropicToOpenAI(Translator):
         if isinstance(content, list):
             parts = []
             for inner in content:
-                if isinstance(inner, Mapping) and inner.get("type") == "text":
+                if isinstance(inner, dict) and inner.get("type") == "text":
                     parts.append({"type": "text", "text": str(inner.get("text") or "")})
                 else:
                     self.drop("tool_result.non_text")  # OpenAI tool messages carry text only
@@ -168,7 +168,7 @@ class AnthropicToOpenAI(Translator):
         texts: list[str] = []
         calls: list[dict[str, Any]] = []
         for block in content or ():
-            kind = block.get("type") if isinstance(block, Mapping) else None
+            kind = block.get("type") if isinstance(block, dict) else None
             if kind == "text":
                 texts.append(str(block.get("text") or ""))
             elif kind == "tool_use":
@@ -191,14 +191,14 @@ class AnthropicToOpenAI(Translator):
                 self.drop("stop_sequences.beyond_4")
             out["stop"] = [str(s) for s in stops[:MAX_STOP]]
         metadata = body.get("metadata")
-        if isinstance(metadata, Mapping) and metadata.get("user_id"):
+        if isinstance(metadata, dict) and metadata.get("user_id"):
             out["user"] = str(metadata["user_id"])
 
     def _tools(self, body: Mapping[str, Any], out: dict[str, Any]) -> None:
         tools = []
         for tool in body.get("tools") or ():
-            if not isinstance(tool, Mapping) or tool.get("type") not in (None, "custom"):
-                self.drop(f"tools.{tool.get('type') if isinstance(tool, Mapping) else 'invalid'}")
+            if not isinstance(tool, dict) or tool.get("type") not in (None, "custom"):
+                self.drop(f"tools.{tool.get('type') if isinstance(tool, dict) else 'invalid'}")
                 continue
             self._cached(tool)
             fn: dict[str, Any] = {"name": str(tool.get("name") or ""),
@@ -211,7 +211,7 @@ class AnthropicToOpenAI(Translator):
         if tools:
             out["tools"] = tools
         choice = body.get("tool_choice")
-        if not isinstance(choice, Mapping) or not tools:
+        if not isinstance(choice, dict) or not tools:
             return
         kind = choice.get("type")
         mapped: Any = {"auto": "auto", "any": "required", "none": "none"}.get(str(kind))
@@ -224,13 +224,13 @@ class AnthropicToOpenAI(Translator):
 
     def _output(self, body: Mapping[str, Any], out: dict[str, Any]) -> None:
         thinking = body.get("thinking")
-        if isinstance(thinking, Mapping) and thinking.get("type") != "disabled":
+        if isinstance(thinking, dict) and thinking.get("type") != "disabled":
             self.drop("thinking")
         config = body.get("output_config")
-        if not isinstance(config, Mapping):
+        if not isinstance(config, dict):
             return
         fmt = config.get("format")
-        if isinstance(fmt, Mapping) and fmt.get("type") == "json_schema":
+        if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
             out["response_format"] = {"type": "json_schema",
                                       "json_schema": {"name": "response", "schema": fmt.get("schema") or {}, "strict": True}}
         for key, value in config.items():
@@ -240,12 +240,12 @@ class AnthropicToOpenAI(Translator):
     # -- whole answer ----------------------------------------------------------------------
     def response(self, body: Mapping[str, Any]) -> dict[str, Any]:
         choices = body.get("choices") or [{}]
-        choice = choices[0] if isinstance(choices[0], Mapping) else {}
+        choice = choices[0] if isinstance(choices[0], dict) else {}
         message = choice.get("message") or {}
         content: list[dict[str, Any]] = []
         text = message.get("content")
         if isinstance(text, list):
-            text = "".join(str(p.get("text") or "") for p in text if isinstance(p, Mapping))
+            text = "".join(str(p.get("text") or "") for p in text if isinstance(p, dict))
         if text:
             content.append({"type": "text", "text": text})
         if message.get("refusal"):
@@ -282,11 +282,11 @@ class AnthropicToOpenAI(Translator):
 
     def event(self, name: str | None, data: Mapping[str, Any]) -> list[Event]:
         out: list[Event] = [] if self._started else self._start(data)
-        if isinstance(data.get("usage"), Mapping):
+        if isinstance(data.get("usage"), dict):
             self._usage = data["usage"]
             self._set_usage(data["usage"])
         for choice in data.get("choices") or ():
-            if not isinstance(choice, Mapping) or choice.get("index", 0) != 0:
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue
             delta = choice.get("delta") or {}
             for key in ("content", "refusal"):

@@ -51,7 +51,7 @@ def openai_usage(usage: Mapping[str, Any]) -> dict[str, Any]:
         "prompt_tokens_details": {"cached_tokens": read, "cache_creation_tokens": written},
     }
     details = usage.get("output_tokens_details")
-    if isinstance(details, Mapping) and details.get("thinking_tokens") is not None:
+    if isinstance(details, dict) and details.get("thinking_tokens") is not None:
         out["completion_tokens_details"] = {"reasoning_tokens": int(details["thinking_tokens"])}
     return out
 
@@ -114,7 +114,7 @@ class OpenAIToAnthropic(Translator):
         if thinking:
             message["reasoning_content"] = "".join(b.get("thinking", "") for b in thinking)
             message["thinking_blocks"] = thinking
-        usage = body.get("usage") if isinstance(body.get("usage"), Mapping) else {}
+        usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
         oa_usage = openai_usage(usage)
         self.usage = Usage.from_openai(oa_usage)
         return {
@@ -173,11 +173,11 @@ class OpenAIToAnthropic(Translator):
                        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
 
     def _merge_usage(self, usage: Any) -> None:
-        if isinstance(usage, Mapping):
+        if isinstance(usage, dict):
             for key in _USAGE_KEYS:
                 if usage.get(key) is not None:
                     self._usage[key] = usage[key]
-            if isinstance(usage.get("output_tokens_details"), Mapping):
+            if isinstance(usage.get("output_tokens_details"), dict):
                 self._usage["output_tokens_details"] = usage["output_tokens_details"]
 
     def _block_start(self, data: Mapping[str, Any]) -> list[Event]:

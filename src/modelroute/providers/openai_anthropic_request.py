@@ -78,7 +78,7 @@ class RequestMapper:
 
     def json_answer(self, value: Any) -> str:
         """The answer text for the JSON-answer tool's input."""
-        if self.json_wrapped and isinstance(value, Mapping):
+        if self.json_wrapped and isinstance(value, dict):
             value = value.get("value")
         return json.dumps(value if value is not None else {}, ensure_ascii=False, separators=(",", ":"))
 
@@ -89,7 +89,7 @@ class RequestMapper:
         system: list[dict[str, Any]] = []
         out: list[dict[str, Any]] = []
         for msg in messages:
-            if not isinstance(msg, Mapping):
+            if not isinstance(msg, dict):
                 raise TranslationError("each message must be an object")
             role = msg.get("role")
             if role in ("system", "developer"):
@@ -127,7 +127,7 @@ class RequestMapper:
             raise TranslationError("message content must be a string or a list of parts")
         blocks = []
         for part in content:
-            block = self._part(part, where) if isinstance(part, Mapping) else None
+            block = self._part(part, where) if isinstance(part, dict) else None
             if block is not None:
                 blocks.append(block)
         return blocks
@@ -148,15 +148,15 @@ class RequestMapper:
             raise TranslationError("audio input has no equivalent in the Anthropic Messages API")
         else:
             raise TranslationError(f"content part {kind!r} in a {where} message has no Anthropic equivalent")
-        if isinstance(part.get("cache_control"), Mapping):
+        if isinstance(part.get("cache_control"), dict):
             block["cache_control"] = dict(part["cache_control"])
         return block
 
     def _image(self, image: Any) -> dict[str, Any]:
-        url = image.get("url") if isinstance(image, Mapping) else image
+        url = image.get("url") if isinstance(image, dict) else image
         if not isinstance(url, str) or not url:
             raise TranslationError("an image_url part has no url")
-        if isinstance(image, Mapping) and image.get("detail") not in (None, "auto"):
+        if isinstance(image, dict) and image.get("detail") not in (None, "auto"):
             self.drop("image_url.detail")
         if url.startswith("data:"):
             media_type, data = _data_url(url)
@@ -168,9 +168,9 @@ class RequestMapper:
         thinking = msg.get("thinking_blocks")
         if isinstance(thinking, list) and thinking:
             for item in thinking:
-                if isinstance(item, Mapping) and item.get("type") == "thinking":
+                if isinstance(item, dict) and item.get("type") == "thinking":
                     blocks.append({"type": "thinking", "thinking": item.get("thinking", ""), "signature": item.get("signature", "")})
-                elif isinstance(item, Mapping) and item.get("type") == "redacted_thinking":
+                elif isinstance(item, dict) and item.get("type") == "redacted_thinking":
                     blocks.append({"type": "redacted_thinking", "data": item.get("data", "")})
         elif msg.get("reasoning_content"):
             self.drop("messages.reasoning_content")  # unsigned reasoning cannot be sent back to Claude
@@ -178,7 +178,7 @@ class RequestMapper:
         if msg.get("refusal") and not msg.get("content"):
             blocks.append({"type": "text", "text": str(msg["refusal"])})
         for call in msg.get("tool_calls") or ():
-            if isinstance(call, Mapping):
+            if isinstance(call, dict):
                 blocks.append(self._tool_use(call))
         for key in ("function_call", "audio"):
             if msg.get(key):
@@ -186,7 +186,7 @@ class RequestMapper:
         return blocks
 
     def _tool_use(self, call: Mapping[str, Any]) -> dict[str, Any]:
-        fn = call.get("function") if isinstance(call.get("function"), Mapping) else {}
+        fn = call.get("function") if isinstance(call.get("function"), dict) else {}
         args = fn.get("arguments")
         try:
             value = json.loads(args) if isinstance(args, str) and args.strip() else {}
@@ -231,17 +231,17 @@ class RequestMapper:
     def _tools(self, body: Mapping[str, Any], out: dict[str, Any]) -> None:
         tools: list[dict[str, Any]] = []
         for tool in body.get("tools") or ():
-            if not isinstance(tool, Mapping) or tool.get("type", "function") != "function":
-                self.drop(f"tools.{tool.get('type') if isinstance(tool, Mapping) else 'invalid'}")
+            if not isinstance(tool, dict) or tool.get("type", "function") != "function":
+                self.drop(f"tools.{tool.get('type') if isinstance(tool, dict) else 'invalid'}")
                 continue
-            fn = tool.get("function") if isinstance(tool.get("function"), Mapping) else {}
+            fn = tool.get("function") if isinstance(tool.get("function"), dict) else {}
             mapped: dict[str, Any] = {"name": str(fn.get("name") or ""),
                                       "input_schema": fn.get("parameters") or {"type": "object", "properties": {}}}
             if fn.get("description"):
                 mapped["description"] = fn["description"]
             if fn.get("strict"):
                 mapped["strict"] = True
-            if isinstance(tool.get("cache_control"), Mapping):
+            if isinstance(tool.get("cache_control"), dict):
                 mapped["cache_control"] = dict(tool["cache_control"])
             tools.append(mapped)
         if tools:
@@ -262,7 +262,7 @@ class RequestMapper:
             out = {"type": "auto"}
         elif choice == "required":
             out = {"type": "any"}
-        elif isinstance(choice, Mapping) and choice.get("type") == "function" and isinstance(choice.get("function"), Mapping):
+        elif isinstance(choice, dict) and choice.get("type") == "function" and isinstance(choice.get("function"), dict):
             out = {"type": "tool", "name": str(choice["function"].get("name") or "")}
         else:
             self.drop("tool_choice")
@@ -275,13 +275,13 @@ class RequestMapper:
 
     def _response_format(self, body: Mapping[str, Any], out: dict[str, Any]) -> None:
         fmt = body.get("response_format")
-        kind = fmt.get("type") if isinstance(fmt, Mapping) else None
+        kind = fmt.get("type") if isinstance(fmt, dict) else None
         if fmt is None or kind in (None, "text"):
             return
-        assert isinstance(fmt, Mapping)
+        assert isinstance(fmt, dict)
         if kind == "json_schema":
-            spec = fmt.get("json_schema") if isinstance(fmt.get("json_schema"), Mapping) else {}
-            schema = spec.get("schema") if isinstance(spec.get("schema"), Mapping) else {"type": "object"}
+            spec = fmt.get("json_schema") if isinstance(fmt.get("json_schema"), dict) else {}
+            schema = spec.get("schema") if isinstance(spec.get("schema"), dict) else {"type": "object"}
             if spec.get("strict"):
                 out["output_config"] = {"format": {"type": "json_schema", "schema": dict(schema)}}
             else:
@@ -320,7 +320,7 @@ class RequestMapper:
             thinking = {"type": "enabled", "budget_tokens": budget}
         elif thinking is None and effort not in (None, "none", "minimal"):
             self.drop("reasoning_effort")
-        if not isinstance(thinking, Mapping):
+        if not isinstance(thinking, dict):
             return
         if thinking.get("type") != "disabled" and self.json_tool is not None:
             self.drop("thinking" if body.get("thinking") is not None else "reasoning_effort")  # no thinking with a forced tool
@@ -349,7 +349,7 @@ def _data_url(url: str) -> tuple[str, str]:
 
 
 def _document(file: Any) -> dict[str, Any]:
-    if not isinstance(file, Mapping) or not isinstance(file.get("file_data"), str):
+    if not isinstance(file, dict) or not isinstance(file.get("file_data"), str):
         raise TranslationError("file parts need file_data: OpenAI file ids cannot be read by Anthropic")
     media_type, data = _data_url(file["file_data"]) if file["file_data"].startswith("data:") else ("application/pdf", file["file_data"])
     block: dict[str, Any]

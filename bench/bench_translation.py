@@ -1,0 +1,126 @@
+"""Micro-benchmark: what translation adds to one non-streaming request of about 2 KB.
+
+``python bench/bench_translation.py [--budget-us 100]`` times, per request, both directions:
+
+* ``openai->anthropic``: an OpenAI client served by Claude: request mapping, answer mapping, and
+  serialising the translated answer (a pass-through answer would be sent as the upstream's bytes);
+* ``anthropic->openai``: an Anthropic SDK client served by an OpenAI-compatible model, the same.
+
+and, for streams, the cost per upstream event. Reports the median of several runs in µs and exits
+non-zero when a non-streaming direction exceeds the budget (the issue's bar is 100 µs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from typing import Any, Callable
+
+from modelroute.policy import ModelSpec, Pricing
+from modelroute.providers.anthropic_openai import AnthropicToOpenAI
+from modelroute.providers.openai_anthropic import OpenAIToAnthropic
+
+MODEL = ModelSpec("claude", "anthropic", "claude-sonnet-4-5", Pricing(3.0, 15.0), max_output_tokens=4096)
+TOOL = {"type": "function", "function": {"name": "get_weather", "description": "Current weather for a city, in Celsius or Fahrenheit.",
+                                         "parameters": {"type": "object", "properties": {
+                                             "city": {"type": "string", "description": "City name"},
+                                             "unit": {"type": "string", "enum": ["c", "f"]}}, "required": ["city"]}}}
+OPENAI_REQUEST: dict[str, Any] = {
+    "model": "auto", "temperature": 0.3, "max_tokens": 512, "user": "user-42", "tools": [TOOL], "tool_choice": "auto",
+    "messages": [
+        {"role": "system", "content": "You are a helpful travel assistant. Answer briefly and cite the tools you used. " * 5},
+        {"role": "user", "content": "I am planning a trip to Paris and Rome next week. What should I pack? " * 4},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}},
+            {"id": "call_2", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Rome\"}"}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "Paris: 14C, light rain expected on Tuesday and Wednesday."},
+        {"role": "tool", "tool_call_id": "call_2", "content": "Rome: 21C, sunny all week with a light breeze."},
+        {"role": "user", "content": [{"type": "text", "text": "Thanks. And what about shoes for walking all day in both cities? " * 3}]},
+    ],
+}
+ANTHROPIC_ANSWER = {
+    "id": "msg_01XFDUDYJgAACzvnptvVoYEL", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5-20250929",
+    "content": [{"type": "text", "text": "Pack a light waterproof jacket for Paris and breathable layers for Rome. " * 3},
+                {"type": "tool_use", "id": "toolu_01", "name": "get_weather", "input": {"city": "Paris", "unit": "c"}}],
+    "stop_reason": "tool_use", "stop_sequence": None,
+    "usage": {"input_tokens": 420, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 128, "output_tokens": 96},
+}
+ANTHROPIC_REQUEST: dict[str, Any] = {
+    "model": "auto", "max_tokens": 512, "temperature": 0.3, "system": OPENAI_REQUEST["messages"][0]["content"],
+    "tools": [{"name": "get_weather", "description": TOOL["function"]["description"], "input_schema": TOOL["function"]["parameters"]}],
+    "messages": [
+        {"role": "user", "content": OPENAI_REQUEST["messages"][1]["content"]},
+        {"role": "assistant", "content": [
+            {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}},
+            {"type": "tool_use", "id": "toolu_2", "name": "get_weather", "input": {"city": "Rome"}}]},
+        {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "toolu_1", "content": OPENAI_REQUEST["messages"][3]["content"]},
+            {"type": "tool_result", "tool_use_id": "toolu_2", "content": OPENAI_REQUEST["messages"][4]["content"]},
+            {"type": "text", "text": OPENAI_REQUEST["messages"][5]["content"][0]["text"]}]},
+    ],
+}
+OPENAI_ANSWER = {
+    "id": "chatcmpl-AbC123", "object": "chat.completion", "created": 1700000000, "model": "gpt-4o-mini-2024-07-18",
+    "choices": [{"index": 0, "finish_reason": "tool_calls", "logprobs": None, "message": {
+        "role": "assistant", "content": ANTHROPIC_ANSWER["content"][0]["text"],  # type: ignore[index]
+        "tool_calls": [{"id": "call_9", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]}}],
+    "usage": {"prompt_tokens": 548, "completion_tokens": 96, "total_tokens": 644, "prompt_tokens_details": {"cached_tokens": 128}},
+}
+STREAM = [("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Pack a light "}})]
+
+
+def openai_to_anthropic() -> bytes:
+    t = OpenAIToAnthropic(MODEL)
+    t.request(OPENAI_REQUEST)
+    return json.dumps(t.response(ANTHROPIC_ANSWER)).encode()
+
+
+def anthropic_to_openai() -> bytes:
+    t = AnthropicToOpenAI()
+    t.request(ANTHROPIC_REQUEST)
+    return json.dumps(t.response(OPENAI_ANSWER)).encode()
+
+
+def stream_event() -> Callable[[], Any]:
+    t = OpenAIToAnthropic(MODEL)
+    t.request({**OPENAI_REQUEST, "stream": True})
+    t.event("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})
+    name, data = STREAM[0]
+    return lambda: [json.dumps(p, separators=(",", ":")).encode() for _, p in t.event(name, data)]
+
+
+def per_call_us(fn: Callable[[], Any], number: int, repeat: int) -> float:
+    for _ in range(number // 10):
+        fn()
+    runs = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        runs.append((time.perf_counter() - start) / number * 1e6)
+    return statistics.median(runs)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--budget-us", type=float, default=100.0)
+    parser.add_argument("--number", type=int, default=5000)
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+    sizes = {"openai->anthropic": len(json.dumps(OPENAI_REQUEST)), "anthropic->openai": len(json.dumps(ANTHROPIC_REQUEST))}
+    results = {"openai->anthropic": per_call_us(openai_to_anthropic, args.number, args.repeat),
+               "anthropic->openai": per_call_us(anthropic_to_openai, args.number, args.repeat)}
+    over = False
+    for name, us in results.items():
+        flag = "ok" if us <= args.budget_us else "OVER BUDGET"
+        over = over or us > args.budget_us
+        print(f"{name:20s} request {sizes[name]:5d} B  {us:7.1f} µs per request (request + answer)  {flag}")
+    print(f"{'stream event':20s} {'':13s} {per_call_us(stream_event(), args.number * 4, args.repeat):7.2f} µs per text delta")
+    return 1 if over else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
