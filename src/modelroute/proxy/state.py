@@ -101,6 +101,16 @@ class PolicyHolder:
             self._retire(old)
         return True
 
+    def clear(self) -> bool:
+        """Drop the active policy (no policy selects this pod any more): requests then get 503 no_policy
+        and readiness is false until a policy is applied again. Returns False when none was active."""
+        self._pending = None
+        if self._current is None:
+            return False
+        old, self._current = self._current, None
+        self._retire(old)
+        return True
+
     def _retire(self, old: Runtime) -> None:
         async def close_later() -> None:
             await asyncio.sleep(self.drain_seconds)
