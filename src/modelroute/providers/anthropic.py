@@ -129,7 +129,7 @@ class _EventStream(ChunkStream):
     def _output(self, name: bytes | None, data: bytes) -> list[bytes]:
         raise NotImplementedError
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:  # type: ignore[override]
+    async def __aiter__(self) -> AsyncIterator[bytes]:
         parser = SSEParser()
         async with network_errors(*self._where):
             try:

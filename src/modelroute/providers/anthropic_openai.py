@@ -26,7 +26,7 @@ import json
 from typing import Any, Mapping
 
 from modelroute.providers.base import Usage
-from modelroute.providers.translate import Event, TranslationError, Translator
+from modelroute.providers.translate import Event, TranslationError, Translator, obj
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use",
                 "content_filter": "refusal"}
@@ -129,7 +129,7 @@ class AnthropicToOpenAI(Translator):
 
     def _part(self, block: Mapping[str, Any]) -> dict[str, Any]:
         kind = block.get("type")
-        source = block.get("source") if isinstance(block.get("source"), dict) else {}
+        source = obj(block.get("source"))
         if kind == "text":
             if block.get("citations"):
                 self.drop("citations")
@@ -315,7 +315,7 @@ class AnthropicToOpenAI(Translator):
     def _start(self, chunk: Mapping[str, Any]) -> list[Event]:
         self._started = True
         self._id, self._model = str(chunk.get("id") or ""), str(chunk.get("model") or "")
-        message = {"id": self._id, "type": "message", "role": "assistant", "model": self._model, "content": [],
+        message: dict[str, Any] = {"id": self._id, "type": "message", "role": "assistant", "model": self._model, "content": [],
                    "stop_reason": None, "stop_sequence": None, "usage": anthropic_usage(None)}
         return [("message_start", {"type": "message_start", "message": message}), ("ping", {"type": "ping"})]
 

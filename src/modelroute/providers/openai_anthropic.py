@@ -24,7 +24,7 @@ from modelroute.policy import ModelSpec
 from modelroute.providers.openai_anthropic_request import RequestMapper
 from modelroute.providers.anthropic_errors import stream_error
 from modelroute.providers.base import Usage
-from modelroute.providers.translate import Event, Translator
+from modelroute.providers.translate import Event, Translator, obj
 
 FINISH_REASONS = {
     "end_turn": "stop",
@@ -114,8 +114,7 @@ class OpenAIToAnthropic(Translator):
         if thinking:
             message["reasoning_content"] = "".join(b.get("thinking", "") for b in thinking)
             message["thinking_blocks"] = thinking
-        usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
-        oa_usage = openai_usage(usage)
+        oa_usage = openai_usage(obj(body.get("usage")))
         self.usage = Usage.from_openai(oa_usage)
         return {
             "id": body.get("id", ""),

@@ -29,7 +29,7 @@ import json
 from typing import Any, Callable, Mapping
 
 from modelroute.policy import ModelSpec
-from modelroute.providers.translate import TranslationError
+from modelroute.providers.translate import TranslationError, obj
 
 #: max_tokens when neither the client nor the registry gives one.
 DEFAULT_MAX_TOKENS = 4096
@@ -186,7 +186,7 @@ class RequestMapper:
         return blocks
 
     def _tool_use(self, call: Mapping[str, Any]) -> dict[str, Any]:
-        fn = call.get("function") if isinstance(call.get("function"), dict) else {}
+        fn = obj(call.get("function"))
         args = fn.get("arguments")
         try:
             value = json.loads(args) if isinstance(args, str) and args.strip() else {}
@@ -234,7 +234,7 @@ class RequestMapper:
             if not isinstance(tool, dict) or tool.get("type", "function") != "function":
                 self.drop(f"tools.{tool.get('type') if isinstance(tool, dict) else 'invalid'}")
                 continue
-            fn = tool.get("function") if isinstance(tool.get("function"), dict) else {}
+            fn = obj(tool.get("function"))
             mapped: dict[str, Any] = {"name": str(fn.get("name") or ""),
                                       "input_schema": fn.get("parameters") or {"type": "object", "properties": {}}}
             if fn.get("description"):
@@ -280,8 +280,8 @@ class RequestMapper:
             return
         assert isinstance(fmt, dict)
         if kind == "json_schema":
-            spec = fmt.get("json_schema") if isinstance(fmt.get("json_schema"), dict) else {}
-            schema = spec.get("schema") if isinstance(spec.get("schema"), dict) else {"type": "object"}
+            spec = obj(fmt.get("json_schema"))
+            schema = obj(spec.get("schema")) or {"type": "object"}
             if spec.get("strict"):
                 out["output_config"] = {"format": {"type": "json_schema", "schema": dict(schema)}}
             else:

@@ -23,6 +23,11 @@ from modelroute.providers.base import ErrorKind, ProviderError, Usage
 Event = tuple[str | None, dict[str, Any]]
 
 
+def obj(value: Any) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else an empty one (bodies are parsed JSON: dicts)."""
+    return value if isinstance(value, dict) else {}
+
+
 class TranslationError(ProviderError):
     """The request cannot be expressed in the target API at all (e.g. audio input to Claude).
 

@@ -49,7 +49,8 @@ def _system(system: Any) -> str | None:
 def _messages(messages: Any) -> str | None:
     if not isinstance(messages, list) or not messages:
         return "messages: at least one message is required"
-    previous, pending = None, set()
+    previous: str | None = None
+    pending: set[Any] = set()
     for i, msg in enumerate(messages):
         role = msg.get("role") if isinstance(msg, dict) else None
         if role not in ("user", "assistant"):
