@@ -33,8 +33,9 @@ def spherical_kmeans(x: Matrix, k: int, *, iterations: int = 12, seed: int = 0) 
     assign = np.zeros(len(x), np.int64)
     for _ in range(iterations):
         assign = np.argmax(x @ centroids.T, axis=1)
-        sums = np.zeros_like(centroids)
-        np.add.at(sums, assign, x)
+        onehot = np.zeros((len(x), k), np.float32)
+        onehot[np.arange(len(x)), assign] = 1.0
+        sums = onehot.T @ x
         empty = np.bincount(assign, minlength=k) == 0
         sums[empty] = x[rng.choice(len(x), int(empty.sum()), replace=False)] if empty.any() else sums[empty]
         centroids = normalise(sums)

@@ -1,0 +1,10 @@
+"""Calibration: build an embedding router from a labelled dataset and check it on held-out prompts.
+
+``data`` reads the routerbench-format JSON lines (each prompt with every model's correctness,
+cost and answer); ``plans`` lists what a region may be served by (one model, or an agreement
+cascade) and what each would have scored and cost on every prompt; ``fit`` embeds the prompts,
+cuts the embedding space into regions and picks per region the cheapest plan that keeps the
+quality target, with cross-fitting against optimism; ``report`` compares the router with the
+baseline and the best single model on the held-out split; ``policy`` writes the RoutingPolicy and
+its example library. ``modelroute calibrate`` (cli/calibrate.py) drives it.
+"""

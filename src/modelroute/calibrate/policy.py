@@ -1,0 +1,100 @@
+"""Write the calibrated RoutingPolicy and its example library.
+
+The policy names the dataset's models by their ids (registry name = upstream model id), prices
+them from :data:`ROUTERBENCH_PRICES` or a ``--prices`` file, routes every request through one
+embedding strategy whose library sits beside the policy (``library.npz``), and maps each
+cascade label to a cascade strategy (first model, then the agreement check with the second,
+then the top model). Its one provider is a placeholder to fill in before serving.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from modelroute.calibrate.plans import Plan
+from modelroute.embedding.text import MAX_CHARS, MIN_CHARS
+
+#: USD per 1M tokens (input, output) of the RouterBench models, as their providers listed them.
+ROUTERBENCH_PRICES: dict[str, tuple[float, float]] = {
+    "gpt-4-1106-preview": (10.0, 30.0),
+    "gpt-3.5-turbo-1106": (1.0, 2.0),
+    "claude-v1": (8.0, 24.0),
+    "claude-v2": (8.0, 24.0),
+    "claude-instant-v1": (0.8, 2.4),
+    "meta/llama-2-70b-chat": (0.9, 0.9),
+    "mistralai/mixtral-8x7b-chat": (0.6, 0.6),
+    "zero-one-ai/Yi-34B-Chat": (0.8, 0.8),
+    "meta/code-llama-instruct-34b-chat": (0.776, 0.776),
+    "WizardLM/WizardLM-13B-V1.2": (0.3, 0.3),
+    "mistralai/mistral-7b-chat": (0.2, 0.2),
+}
+LIBRARY_FILE = "library.npz"
+
+
+def read_prices(path: str | os.PathLike[str] | None, models: tuple[str, ...]) -> dict[str, tuple[float, float]]:
+    """Prices of ``models``: the built-in table, overridden by a YAML/JSON file of
+    ``{model: {input: USD/1M, output: USD/1M}}``. Raises ValueError naming models without a price."""
+    prices = dict(ROUTERBENCH_PRICES)
+    if path is not None:
+        loaded = yaml.safe_load(Path(path).read_text())
+        if not isinstance(loaded, Mapping):
+            raise ValueError(f"{path}: expected a mapping of model -> {{input, output}}")
+        for model, p in loaded.items():
+            prices[str(model)] = (float(p["input"]), float(p["output"]))
+    missing = [m for m in models if m not in prices]
+    if missing:
+        raise ValueError(f"no prices for {missing}: pass --prices FILE")
+    return {m: prices[m] for m in models}
+
+
+def label_of(plan: Plan) -> str:
+    return plan.models[0] if not plan.is_cascade else plan.name
+
+
+def strategy_name(plan: Plan) -> str:
+    return "cascade-" + "-".join(m.split("/")[-1] for m in plan.models[:2]).lower().replace(".", "")
+
+
+def policy_document(name: str, models: tuple[str, ...], prices: Mapping[str, tuple[float, float]], baseline: str,
+                    default: str, used: list[Plan], base_url: str, k: int) -> dict[str, Any]:
+    strategies: dict[str, Any] = {}
+    labels: dict[str, Any] = {}
+    for plan in used:
+        if plan.is_cascade:
+            first, second, top = plan.models
+            strategies[strategy_name(plan)] = {"type": "cascade", "chain": [first, top],
+                                               "checks": {"agreement": {"model": second}}}
+            labels[plan.name] = {"strategy": strategy_name(plan)}
+    strategies["router"] = {
+        "type": "embedding", "library": LIBRARY_FILE, "embedder": "local", "k": k, "minSimilarity": 0.2,
+        "default": default, "decide": "vote", "text": {"minChars": MIN_CHARS, "maxChars": MAX_CHARS},
+        **({"labels": labels} if labels else {}),
+    }
+    return {
+        "apiVersion": "modelroute.dev/v1alpha1",
+        "kind": "RoutingPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "providers": [{"name": "upstream", "type": "openai", "baseURL": base_url, "apiKey": {"env": "UPSTREAM_API_KEY"}}],
+            "models": [{"name": m, "provider": "upstream", "upstreamModel": m,
+                        "pricing": {"input": prices[m][0], "output": prices[m][1]}} for m in models],
+            "baseline": baseline,
+            "default": default,
+            "routes": [{"name": "calibrated", "strategy": "router"}],
+            "strategies": strategies,
+        },
+    }
+
+
+def write(out: Path, doc: dict[str, Any], summary: dict[str, Any]) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "policy.yaml"
+    header = ("# Written by `modelroute calibrate`. Fill in the provider (baseURL, apiKey) before serving.\n"
+              + "".join(f"# {line}\n" for line in json.dumps(summary, indent=1, sort_keys=True).splitlines()))
+    path.write_text(header + yaml.safe_dump(doc, sort_keys=False, width=120))
+    return path
