@@ -88,22 +88,24 @@ class TokenAuthenticator:
 class Distribution:
     """The aiohttp app serving subscriptions, acks and the operator's probes."""
 
-    def __init__(self, state: ControlState, auth: TokenAuthenticator, ready: Callable[[], bool]) -> None:
+    def __init__(self, state: ControlState, auth: TokenAuthenticator, ready: Callable[[], bool],
+                 active: Callable[[], bool] = lambda: True) -> None:
         self.state = state
         self.auth = auth
-        self.ready = ready
+        self.ready = ready  # kopf has started and listed everything
+        self.active = active  # not paused by kopf peering
 
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get(SUBSCRIBE_PATH, self._guard(self.subscribe))
         app.router.add_post(ACK_PATH, self._guard(self.ack))
         app.router.add_get("/healthz", lambda r: _text("ok"))
-        app.router.add_get("/readyz", lambda r: _text("ready") if self.ready() else _text("not active", 503))
+        app.router.add_get("/readyz", lambda r: _text("ready") if self.ready() else _text("starting", 503))
         return app
 
     def _guard(self, fn: Callable[[web.Request, PodIdentity], Awaitable[web.StreamResponse]]) -> Any:
         async def handler(request: web.Request) -> web.StreamResponse:
-            if not self.ready():
+            if not (self.ready() and self.active()):
                 return _text("this operator replica is not active", 503)
             try:
                 ident = await self.auth.identify(request.headers.get("Authorization"))

@@ -3,15 +3,17 @@
 All three share one event loop and one :class:`~modelroute.operator.state.ControlState`.
 
 HA: several replicas may run with kopf peering (``peering`` set, distinct priorities). kopf pauses
-every replica but the one with the highest priority; a paused replica reports not-ready on
-``/readyz`` and drops its subscriptions, so the operator Service only sends sidecars to the active
-replica and they resubscribe there. Sidecars keep their last good policy in between.
+every replica but the one with the highest priority. The active replica labels its own pod
+``modelroute.dev/active: "true"`` (the chart's Service selects that label); a paused replica removes
+the label, drops its subscriptions and answers 503 to new ones, so sidecars resubscribe to the active
+replica. Sidecars keep their last good policy in between.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +24,7 @@ from aiohttp import web
 from modelroute.operator.distribution import Distribution, TokenAuthenticator
 from modelroute.operator.handlers import Context, register
 from modelroute.operator.inject import InjectConfig
-from modelroute.operator.kubeapi import KubeAPI, credentials_from
+from modelroute.operator.kubeapi import KubeAPI, KubeError, credentials_from
 from modelroute.operator.state import ControlState
 from modelroute.operator.status import StatusWriter
 
@@ -45,21 +47,46 @@ class Options:
     inject: InjectConfig = field(default_factory=InjectConfig)
 
 
-class Activity(logging.Handler):
-    """Tracks whether kopf peering paused this replica (kopf has no public flag for it)."""
+ACTIVE_LABEL = "modelroute.dev/active"
 
-    def __init__(self, state: ControlState) -> None:
+
+class Activity(logging.Handler):
+    """Tracks whether kopf peering paused this replica (kopf has no public flag for it), and mirrors
+    it in the ``modelroute.dev/active`` label of this replica's pod (``POD_NAME``/``POD_NAMESPACE``)."""
+
+    def __init__(self, state: ControlState, api: KubeAPI) -> None:
         super().__init__(logging.INFO)
         self.active = True
         self.state = state
+        self.api = api
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def emit(self, record: logging.LogRecord) -> None:
         msg = record.getMessage()
         if msg.startswith("Pausing"):
             self.active = False
             self.state.close_all()
+            self.publish()
         elif msg.startswith("Resuming"):
             self.active = True
+            self.publish()
+
+    def publish(self) -> None:
+        pod, namespace = os.environ.get("POD_NAME"), os.environ.get("POD_NAMESPACE")
+        if not pod or not namespace:
+            return
+        body = {"metadata": {"labels": {ACTIVE_LABEL: "true" if self.active else None}}}
+
+        async def patch() -> None:
+            try:
+                await self.api.request("PATCH", f"/api/v1/namespaces/{namespace}/pods/{pod}", body,
+                                       "application/merge-patch+json")
+            except (KubeError, OSError, asyncio.TimeoutError) as exc:
+                log.warning("could not label this replica's pod: %s", exc)
+
+        task = asyncio.get_running_loop().create_task(patch())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
 
 def settings_for(opts: Options) -> kopf.OperatorSettings:
@@ -102,15 +129,22 @@ async def run(opts: Options, stop: asyncio.Event | None = None) -> None:
     state = ControlState(on_dirty=writer.mark)
     writer.state = state
     ctx = Context(state=state, writer=writer, api=api, inject=opts.inject)
-    activity = Activity(state)
+    activity = Activity(state, api)
     logging.getLogger(PEERING_LOGGER).addHandler(activity)
     kopf_ready = asyncio.Event()
-    dist = Distribution(state, TokenAuthenticator(api), ready=lambda: kopf_ready.is_set() and activity.active)
+    dist = Distribution(state, TokenAuthenticator(api), ready=kopf_ready.is_set, active=lambda: activity.active)
     runner = web.AppRunner(dist.app(), handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, opts.host, opts.port).start()
     log.info("distribution endpoint on %s:%s", opts.host, opts.port)
     flusher = asyncio.create_task(writer.run())
+
+    async def announce() -> None:
+        await kopf_ready.wait()
+        if activity.active:
+            activity.publish()
+
+    announcer = asyncio.create_task(announce())
     try:
         await kopf.operator(
             registry=build_registry(ctx, api, opts), settings=settings_for(opts),
@@ -121,6 +155,7 @@ async def run(opts: Options, stop: asyncio.Event | None = None) -> None:
         )
     finally:
         flusher.cancel()
+        announcer.cancel()
         state.close_all()
         logging.getLogger(PEERING_LOGGER).removeHandler(activity)
         await runner.cleanup()
