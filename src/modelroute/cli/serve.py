@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import sys
 from typing import Any
@@ -37,6 +38,14 @@ def use_uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
+def settle_heap() -> None:
+    """Move start-up objects out of the collector's way and collect young objects less often:
+    a request allocates a few thousand short-lived objects."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
+
+
 def run(args: argparse.Namespace) -> int:
     from modelroute.proxy import PolicyFileWatcher, PolicyHolder, Settings, build_app, load_policy_file
     from modelroute.telemetry import tracer_provider_from_env
@@ -52,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     watcher = PolicyFileWatcher(args.policy, interval=args.watch_interval)
     app = build_app(PolicyHolder(policy), settings, background=[watcher.ctx])
     use_uvloop()
+    settle_heap()
     log = logging.getLogger("modelroute")
     log.info("policy %s version %s: %d models, %d routes", policy.name, policy.version, len(policy.models), len(policy.routes))
     web.run_app(

@@ -34,7 +34,7 @@ class OpenAIProvider(Provider):
     async def _post(self, path: str, payload: Mapping[str, Any], model: ModelSpec, timeout: aiohttp.ClientTimeout,
                     headers: Mapping[str, str]) -> aiohttp.ClientResponse:
         resp = await self.session.post(
-            self.spec.base_url + path, data=json.dumps(payload), headers=self._headers(headers), timeout=timeout
+            self.spec.base_url + path, data=json.dumps(payload).encode(), headers=self._headers(headers), timeout=timeout
         )
         if resp.status != 200:
             try:
@@ -47,7 +47,7 @@ class OpenAIProvider(Provider):
     async def _call(self, path: str, body: Mapping[str, Any], model: ModelSpec, timeout: float,
                     headers: Mapping[str, str]) -> Completion:
         payload = {**body, "model": model.upstream_model}
-        async with network_errors(self.name, model.name), asyncio.timeout(timeout):
+        async with network_errors(self.name, model.name):  # the session's total timeout bounds it all
             resp = await self._post(path, payload, model, self._timeout(timeout), headers)
             async with resp:
                 raw = await resp.read()

@@ -92,7 +92,7 @@ async def _one(ex: Exchange, name: str, spec: ModelSpec, timeout: float, call: C
     attempt.seconds = time.monotonic() - started
     attempt.usage = usage_of(result) if usage_of is not None else None
     ex.services.breakers.success(name)
-    if attempt.usage is not None:
+    if attempt.usage is not None and span.is_recording():
         span.set_attributes({"gen_ai.usage.input_tokens": attempt.usage.input_tokens,
                              "gen_ai.usage.output_tokens": attempt.usage.output_tokens})
     span.end()

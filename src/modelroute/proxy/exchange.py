@@ -56,9 +56,11 @@ class Exchange:
     span: trace.Span = field(init=False)
     _parent: otel_context.Context = field(init=False)
     _settled: bool = False
+    _cost: Decimal | None = None
 
     def __post_init__(self) -> None:
-        self._parent = propagate.extract(self.incoming_headers)
+        has_context = "traceparent" in self.incoming_headers or "baggage" in self.incoming_headers
+        self._parent = propagate.extract(self.incoming_headers) if has_context else otel_context.Context()
         self.span = self.services.tracer.start_span(
             f"{self.operation} route", context=self._parent, kind=SpanKind.SERVER,
             attributes={"gen_ai.operation.name": self.operation, "modelroute.request_id": self.request_id},
@@ -106,13 +108,18 @@ class Exchange:
 
     def cost(self) -> Decimal:
         """USD paid: every attempt that produced usage (escalated answers too) plus deciding."""
+        if self._settled and self._cost is not None:
+            return self._cost
         total = ZERO
         for attempt in self.attempts:
             if attempt.usage is not None:
                 total += cost_usd(attempt.usage, self.policy.models[attempt.model].pricing)
         if self.decision is not None and self.decision.cost_usd:
             total += Decimal(str(self.decision.cost_usd))
-        return total + self.extra_cost
+        total += self.extra_cost
+        if self._settled:
+            self._cost = total
+        return total
 
     def baseline_cost(self) -> Decimal:
         """The served answer's tokens at the baseline model's prices."""
@@ -139,7 +146,10 @@ class Exchange:
         self._settled = True
         self.status = status
         cost, baseline = self.cost(), self.baseline_cost() if self.usage else ZERO
-        self._record_span(cost, baseline, error_type)
+        if self.span.is_recording():
+            self._record_span(cost, baseline, error_type)
+        else:
+            self.span.end()
         self._record_metrics(cost, baseline, error_type)
 
     def _record_span(self, cost: Decimal, baseline: Decimal, error_type: str | None) -> None:
@@ -181,28 +191,31 @@ class Exchange:
 
     def _record_metrics(self, cost: Decimal, baseline: Decimal, error_type: str | None) -> None:
         m, policy = self.services.metrics, self.policy.name
-        model = self.served or "none"
-        labels = (policy, self.route, model)
-        m.requests.labels(*labels, self.status).inc()
+        series = m.route(policy, self.route, self.served or "none")
+        series.requests(self.status).inc()
         if error_type:
             m.errors.labels(error_type).inc()
+        self._record_attempts(policy)
+        if self.usage is not None:
+            series.input_tokens.inc(self.usage.input_tokens)
+            series.output_tokens.inc(self.usage.output_tokens)
+            if self.usage.cached_input_tokens:
+                series.cached_tokens.inc(self.usage.cached_input_tokens)
+        if cost:
+            series.cost.inc(float(cost))
+        if baseline:
+            series.baseline_cost.inc(float(baseline))
+        series.duration.observe(time.monotonic() - self.started)
+        if self.first_chunk_at is not None:
+            series.ttft.observe(self.first_chunk_at - self.started)
+
+    def _record_attempts(self, policy: str) -> None:
+        """Attempts by result, fallbacks and escalations."""
+        m = self.services.metrics
         for attempt in self.attempts:
-            if attempt.outcome != "skipped":
-                m.attempts.labels(policy, attempt.model, attempt.outcome if attempt.outcome != "error" else attempt.reason).inc()
             if attempt.outcome in ("error", "skipped") and self.served:
                 m.fallbacks.labels(policy, self.route, attempt.model, attempt.reason or attempt.outcome).inc()
             if attempt.outcome == "rejected":
                 m.escalations.labels(policy, self.route, attempt.model).inc()
-        if self.usage is not None:
-            m.tokens.labels(*labels, "input").inc(self.usage.input_tokens)
-            m.tokens.labels(*labels, "output").inc(self.usage.output_tokens)
-            if self.usage.cached_input_tokens:
-                m.tokens.labels(*labels, "cached_input").inc(self.usage.cached_input_tokens)
-        if cost:
-            m.cost.labels(*labels).inc(float(cost))
-        if baseline:
-            m.baseline_cost.labels(*labels).inc(float(baseline))
-        now = time.monotonic()
-        m.duration.labels(*labels).observe(now - self.started)
-        if self.first_chunk_at is not None:
-            m.ttft.labels(*labels).observe(self.first_chunk_at - self.started)
+            if attempt.outcome != "skipped":
+                m.attempts.labels(policy, attempt.model, attempt.outcome if attempt.outcome != "error" else attempt.reason).inc()

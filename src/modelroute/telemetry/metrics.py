@@ -5,6 +5,8 @@ Label sets stay small and bounded: policy, route, model (registry names), never 
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -40,9 +42,42 @@ class Metrics:
         self.policy_info = Gauge("modelroute_policy_info", "The active policy (value 1).", ["policy", "version"], registry=r)
         self.breaker_open = Gauge("modelroute_circuit_open", "1 while a model is cooled down.", ["model"], registry=r)
 
+        self._series: dict[tuple[str, str, str], RouteSeries] = {}
+
+    def route(self, policy: str, route: str, model: str) -> RouteSeries:
+        """The per-route series of one (policy, route, model), looked up once and then reused."""
+        key = (policy, route, model)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = RouteSeries(self, key)
+        return series
+
     def set_policy(self, name: str, version: str) -> None:
         self.policy_info.clear()
         self.policy_info.labels(name, version).set(1)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class RouteSeries:
+    """The children of the per-route metrics for one label set (labels() is a locked lookup)."""
+
+    __slots__ = ("input_tokens", "output_tokens", "cached_tokens", "cost", "baseline_cost", "duration", "ttft", "_requests", "_metrics", "_key")
+
+    def __init__(self, metrics: Metrics, key: tuple[str, str, str]) -> None:
+        self._metrics, self._key = metrics, key
+        self.input_tokens = metrics.tokens.labels(*key, "input")
+        self.output_tokens = metrics.tokens.labels(*key, "output")
+        self.cached_tokens = metrics.tokens.labels(*key, "cached_input")
+        self.cost = metrics.cost.labels(*key)
+        self.baseline_cost = metrics.baseline_cost.labels(*key)
+        self.duration = metrics.duration.labels(*key)
+        self.ttft = metrics.ttft.labels(*key)
+        self._requests: dict[str, Any] = {}
+
+    def requests(self, status: str) -> Any:
+        child = self._requests.get(status)
+        if child is None:
+            child = self._requests[status] = self._metrics.requests.labels(*self._key, status)
+        return child

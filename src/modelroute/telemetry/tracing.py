@@ -13,6 +13,7 @@ from typing import Mapping
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
 INSTRUMENTATION = "modelroute"
@@ -46,8 +47,12 @@ def tracer_provider_from_env(env: Mapping[str, str] | None = None) -> TracerProv
     if env.get("OTEL_SDK_DISABLED", "").lower() == "true":
         return None
     resource = Resource.create({"service.name": env.get("OTEL_SERVICE_NAME", "modelroute-sidecar")})
-    provider = TracerProvider(resource=resource)
-    for exporter in _exporters(env):
+    exporters = _exporters(env)
+    # With nowhere to send spans, record none: spans still get valid ids, so W3C trace context
+    # still flows from the app to the provider, at a fraction of the cost.
+    sampler = None if exporters else ALWAYS_OFF
+    provider = TracerProvider(resource=resource, sampler=sampler)
+    for exporter in exporters:
         provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider
 

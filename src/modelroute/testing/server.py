@@ -54,6 +54,12 @@ class ServerBase:
             await asyncio.Event().wait()
 
         try:
+            import uvloop
+
+            uvloop.install()
+        except ImportError:
+            pass
+        try:
             asyncio.run(serve())
         except KeyboardInterrupt:
             sys.exit(0)

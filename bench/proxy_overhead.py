@@ -1,0 +1,177 @@
+"""Sidecar overhead: the same load sent directly to a fake provider, through a bare aiohttp
+pass-through proxy, and through the sidecar on the quickstart policy, in one run.
+
+Prints p50/p99 latency, added latency over direct, requests/s, and the overhead ratio
+(sidecar added latency / pass-through added latency) at concurrency 1 and 32, plus the sidecar's
+idle RSS. Every process runs on this machine (2 cores: the figures are ratios within one run).
+
+    .venv/bin/python bench/proxy_overhead.py [--requests 2000] [--stream]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator
+
+import aiohttp
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BODY = {"model": "gpt-4o", "messages": [{"role": "system", "content": "You are terse."},
+                                        {"role": "user", "content": "Name three primary colours."}]}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def spawn(args: list[str], env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[str]]:
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User plus system CPU time of a process so far."""
+    if pid is None:
+        return 0.0
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def wait_up(url: str) -> None:
+    async with aiohttp.ClientSession() as http:
+        for _ in range(400):
+            with contextlib.suppress(aiohttp.ClientError):
+                async with http.post(url + "/chat/completions", json=BODY) as resp:
+                    if resp.status == 200:
+                        return
+            await asyncio.sleep(0.05)
+    raise RuntimeError(f"{url} did not come up")
+
+
+async def load(url: str, total: int, concurrency: int, stream: bool) -> tuple[list[float], float]:
+    body = json.dumps({**BODY, "stream": stream}).encode()
+    latencies: list[float] = []
+    left = total
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        async def worker() -> None:
+            nonlocal left
+            while left > 0:
+                left -= 1
+                start = time.perf_counter()
+                async with http.post(url + "/chat/completions", data=body, headers={"Content-Type": "application/json"}) as resp:
+                    await resp.read()
+                    assert resp.status == 200, resp.status
+                latencies.append(time.perf_counter() - start)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return latencies, total / elapsed
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+async def measure(targets: dict[str, tuple[str, int | None]], requests: int, stream: bool) -> dict[int, dict[str, dict[str, float]]]:
+    """Per concurrency and target: p50/p99 ms, req/s, and the proxy process's CPU µs per request."""
+    results: dict[int, dict[str, dict[str, float]]] = {}
+    for concurrency in (1, 32):
+        n = requests if concurrency > 1 else requests // 2
+        runs: dict[str, list[tuple[list[float], float, float]]] = {name: [] for name in targets}
+        for _ in range(3):  # interleave rounds so drift hits every target alike
+            for name, (url, pid) in targets.items():
+                await load(url, max(50, n // 10), concurrency, stream)  # warm-up
+                cpu = cpu_seconds(pid)
+                latencies, rps = await load(url, n, concurrency, stream)
+                runs[name].append((latencies, rps, (cpu_seconds(pid) - cpu) / n * 1e6))
+        results[concurrency] = {}
+        for name, samples in runs.items():
+            best = min(samples, key=lambda s: statistics.median(s[0]))  # the quietest round
+            results[concurrency][name] = {"p50": pct(best[0], 0.5), "p99": pct(best[0], 0.99), "rps": best[1],
+                                          "cpu_us": min(s[2] for s in samples)}
+    return results
+
+
+def report(results: dict[int, dict[str, dict[str, float]]], rss: float) -> str:
+    lines = []
+    for concurrency, row in results.items():
+        direct = row["direct"]["p50"]
+        lines.append(f"\nconcurrency {concurrency}")
+        lines.append(f"  {'target':<14}{'p50 ms':>9}{'p99 ms':>9}{'added p50 ms':>14}{'req/s':>9}{'proxy CPU µs/req':>18}")
+        for name, r in row.items():
+            lines.append(f"  {name:<14}{r['p50']:>9.3f}{r['p99']:>9.3f}{r['p50'] - direct:>14.3f}{r['rps']:>9.0f}{r['cpu_us']:>18.0f}")
+        bare = row["passthrough"]["p50"] - direct
+        side = row["sidecar"]["p50"] - direct
+        cpu = row["sidecar"]["cpu_us"] / row["passthrough"]["cpu_us"] if row["passthrough"]["cpu_us"] else float("nan")
+        lines.append(f"  overhead ratio (sidecar added / pass-through added): {side / bare if bare > 0 else float('nan'):.2f}"
+                     f"   CPU ratio: {cpu:.2f}"
+                     f"   throughput ratio (sidecar / pass-through): {row['sidecar']['rps'] / row['passthrough']['rps']:.2f}")
+    lines.append(f"\nsidecar idle RSS: {rss:.1f} MB")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--stream", action="store_true", help="stream the answers")
+    args = parser.parse_args()
+    py = sys.executable
+    with spawn([py, "-m", "modelroute.testing.fake_openai", "--port", "0"]) as fake, tempfile.TemporaryDirectory() as tmp:
+        assert fake.stdout is not None
+        upstream = fake.stdout.readline().strip()
+        doc = yaml.safe_load((ROOT / "examples/quickstart/policy.yaml").read_text())
+        doc["spec"]["providers"][0]["baseURL"] = upstream + "/v1"
+        policy = os.path.join(tmp, "policy.yaml")
+        Path(policy).write_text(yaml.safe_dump(doc))
+        bare_port, side_port = free_port(), free_port()
+        env = {**os.environ, "OPENAI_API_KEY": "sk-bench"}
+        with spawn([py, str(ROOT / "bench/passthrough.py"), "--upstream", upstream, "--port", str(bare_port)]) as bare, \
+             spawn([py, "-m", "modelroute", "serve", "--policy", policy, "--port", str(side_port), "--log-level", "error"], env) as side:
+            targets = {"direct": (upstream + "/v1", None), "passthrough": (f"http://127.0.0.1:{bare_port}/v1", bare.pid),
+                       "sidecar": (f"http://127.0.0.1:{side_port}/v1", side.pid)}
+
+            async def run() -> tuple[float, dict[int, dict[str, dict[str, float]]]]:
+                for url, _ in targets.values():
+                    await wait_up(url)
+                await asyncio.sleep(1)
+                idle = rss_mb(side.pid)
+                return idle, await measure(targets, args.requests, args.stream)
+
+            idle, results = asyncio.run(run())
+    print(f"proxy overhead ({'streaming' if args.stream else 'non-streaming'}, {args.requests} requests per round, best of 3 rounds)")
+    print(report(results, idle))
+
+
+if __name__ == "__main__":
+    main()
