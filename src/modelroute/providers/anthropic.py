@@ -39,6 +39,9 @@ class AnthropicProvider(Provider):
     def _headers(self, extra: Mapping[str, str]) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "anthropic-version": self.spec.anthropic_version,
                    **self.spec.headers, **extra}
+        beta = [v for v in (self.spec.headers.get("anthropic-beta"), extra.get("anthropic-beta")) if v]
+        if len(beta) == 2:  # the policy's betas and the client's (native pass-through) together
+            headers["anthropic-beta"] = ",".join(beta)
         key = self.keys.get(self.spec)
         if key:
             headers["x-api-key"] = key

@@ -9,7 +9,7 @@ import aiohttp
 from aiohttp import web
 
 from modelroute.policy import CompiledPolicy
-from modelroute.proxy import chat, endpoints
+from modelroute.proxy import chat, endpoints, messages
 from modelroute.proxy.breaker import Breakers
 from modelroute.proxy.errors import ClientError, NotFound, error_response
 from modelroute.proxy.model_client import ProxyModelClient
@@ -80,6 +80,8 @@ def build_app(holder: PolicyHolder, settings: Settings | None = None, background
     app.cleanup_ctx.extend(background)
     app.router.add_post("/v1/chat/completions", _ready(chat.handle))
     app.router.add_post("/v1/embeddings", _ready(endpoints.embeddings))
+    app.router.add_post("/v1/messages", messages.handle)  # Anthropic clients: errors in their format
+    app.router.add_post("/v1/messages/count_tokens", messages.count_tokens)
     app.router.add_get("/v1/models", _ready(endpoints.models))
     app.router.add_get("/healthz", endpoints.healthz)
     app.router.add_get("/readyz", endpoints.readyz)
