@@ -104,11 +104,14 @@ async def test_thinking_reaches_the_client_apart_from_the_answer(oai: openai.Asy
     assert "The user wrote" not in (message.content or "")
 
 
-async def test_dropped_parameters_are_on_the_span(oai: openai.AsyncOpenAI, mixed: Sidecar) -> None:
-    await oai.chat.completions.create(model="auto", messages=HELLO, seed=7, logprobs=True)
+async def test_dropped_parameters_are_on_the_span_and_counted(oai: openai.AsyncOpenAI, mixed: Sidecar) -> None:
+    await oai.chat.completions.create(model="auto", messages=HELLO, seed=7, logprobs=True, extra_body={"made_up_knob": 1})
     span = mixed.request_spans()[-1]
     assert span.attributes is not None
-    assert set(span.attributes["modelroute.translation.dropped"]) == {"seed", "logprobs"}  # type: ignore[arg-type]
+    assert set(span.attributes["modelroute.translation.dropped"]) == {"seed", "logprobs", "made_up_knob"}  # type: ignore[arg-type]
+    metrics = mixed.services.metrics.render().decode()
+    for label in ("seed", "logprobs", "other"):  # names a client made up are counted as "other"
+        assert f'modelroute_translation_dropped_total{{parameter="{label}",provider="anthropic"}} 1.0' in metrics
 
 
 @pytest.mark.parametrize("status", [429, 500, 529])

@@ -23,6 +23,31 @@ from modelroute.providers.base import ErrorKind, ProviderError, Usage
 Event = tuple[str | None, dict[str, Any]]
 
 
+#: Names a translator may drop, as metric label values; anything else (a parameter name a client
+#: made up, a block type an upstream added) is counted as ``other`` to keep the label set bounded.
+METRIC_LABELS = frozenset({
+    # OpenAI request parameters without an Anthropic equivalent
+    "seed", "logprobs", "top_logprobs", "presence_penalty", "frequency_penalty", "logit_bias", "n", "metadata",
+    "service_tier", "store", "modalities", "audio", "prediction", "web_search_options", "functions", "function_call",
+    "verbosity", "safety_identifier", "prompt_cache_key", "temperature", "temperature.above_1", "top_p", "top_k",
+    "reasoning_effort", "thinking", "tool_choice", "response_format", "image_url.detail", "tool_calls.arguments",
+    "messages.system_position", "messages.name", "messages.empty", "messages.reasoning_content", "messages.function_call",
+    "messages.audio", "tools.custom",
+    # Anthropic answers and requests without an OpenAI equivalent
+    "citations", "content.text_outside_json", "content.server_tool_use", "content.web_search_tool_result",
+    "content.web_fetch_tool_result", "content.code_execution_tool_result", "content.mcp_tool_use", "content.mcp_tool_result",
+    "container", "mcp_servers", "cache_control", "inference_geo", "speed", "output_config.effort",
+    "stop_sequences.beyond_4", "tool_result.is_error", "tool_result.non_text", "document.title", "reasoning_content",
+    "tool_calls.interleaved", "tools.web_search_20250305", "tools.web_fetch_20250910", "tools.code_execution_20250825",
+    "tools.bash_20250124", "tools.text_editor_20250728", "tools.computer_20250124", "tools.memory_20250818",
+})
+
+
+def metric_label(name: str) -> str:
+    """The metric label value for a dropped name (bounded set)."""
+    return name if name in METRIC_LABELS else "other"
+
+
 def obj(value: Any) -> dict[str, Any]:
     """``value`` when it is a JSON object, else an empty one (bodies are parsed JSON: dicts)."""
     return value if isinstance(value, dict) else {}

@@ -17,6 +17,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from modelroute.providers.base import Usage
+from modelroute.providers.translate import metric_label
 from modelroute.proxy.state import Runtime, Services
 from modelroute.routing import Decision, RequestView
 from modelroute.telemetry.cost import ZERO, cost_usd, format_usd
@@ -201,6 +202,10 @@ class Exchange:
             series.output_tokens.inc(self.usage.output_tokens)
             if self.usage.cached_input_tokens:
                 series.cached_tokens.inc(self.usage.cached_input_tokens)
+        if self.dropped:
+            provider = self.policy.models[self.served].provider if self.served else "none"
+            for name in self.dropped:
+                m.dropped.labels(provider, metric_label(name)).inc()
         if cost:
             series.cost.inc(float(cost))
         if baseline:
