@@ -104,3 +104,18 @@ async def test_client_going_away_mid_stream_is_recorded(sidecar: Sidecar, fake_o
             break
         await asyncio.sleep(0.05)
     assert sidecar.request_spans()[-1].attributes["error.type"] == "client_closed"
+
+
+async def test_a_stalled_stream_ends_at_the_idle_timeout(make_sidecar: object, fake_openai: FakeOpenAI) -> None:
+    from tests.support import quickstart
+
+    sidecar = await make_sidecar(quickstart(fake_openai.base_url, timeouts={"streamIdleSeconds": 0.3}))  # type: ignore[operator]
+    fake_openai.fail("gpt-4o-mini", stall_after=2, stall=3.0)
+    body = {"model": "auto", "messages": HELLO, "stream": True}
+    started = time.monotonic()
+    async with aiohttp.ClientSession() as http:
+        async with http.post(sidecar.base_url + "/chat/completions", json=body) as resp:
+            text = (await resp.read()).decode()
+    assert time.monotonic() - started < 2
+    assert resp.headers["x-modelroute-model"] == "gpt-4o-mini"
+    assert '"code": "stream_timeout"' in text and text.endswith("data: [DONE]\n\n")

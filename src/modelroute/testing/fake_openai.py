@@ -33,6 +33,8 @@ class Fault:
     reset: bool = False  # drop the connection without answering
     cut_after: int | None = None  # streams: drop the connection after this many chunks
     chunk_delay: float = 0.0  # streams: pause between chunks
+    stall_after: int | None = None  # streams: after this many chunks, go silent for `stall` seconds
+    stall: float = 0.0
     times: int | None = None
 
 
@@ -143,6 +145,8 @@ class FakeOpenAI(ServerBase):
                 return resp
             if fault is not None and fault.chunk_delay:
                 await asyncio.sleep(fault.chunk_delay)
+            if fault is not None and fault.stall_after == n:
+                await asyncio.sleep(fault.stall)
             chunk = {**base, "choices": [delta]}
             if include_usage:
                 chunk["usage"] = None
