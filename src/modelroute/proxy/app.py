@@ -12,6 +12,7 @@ from modelroute.policy import CompiledPolicy
 from modelroute.proxy import chat, endpoints, messages
 from modelroute.proxy.breaker import Breakers
 from modelroute.proxy.errors import ClientError, NotFound, error_response
+from modelroute.proxy.hooks import Hooks
 from modelroute.proxy.model_client import ProxyModelClient
 from modelroute.proxy.state import SERVICES, PolicyHolder, Runtime, Services, Settings
 from modelroute.providers import build_providers
@@ -74,7 +75,8 @@ def build_app(holder: PolicyHolder, settings: Settings | None = None, background
     holder.drain_seconds = settings.drain_seconds
     app = web.Application(middlewares=[openai_errors], client_max_size=settings.max_body_bytes + 1)
     app[SERVICES] = Services(
-        settings=settings, holder=holder, metrics=Metrics(), tracer=get_tracer(settings.tracer_provider), breakers=Breakers()
+        settings=settings, holder=holder, metrics=Metrics(), tracer=get_tracer(settings.tracer_provider), breakers=Breakers(),
+        hooks=Hooks(list(settings.hooks)),
     )
     app.cleanup_ctx.append(_session_ctx)
     app.cleanup_ctx.extend(background)

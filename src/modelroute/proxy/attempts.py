@@ -49,6 +49,10 @@ async def attempt_each(
         if cooling > 0:
             ex.attempts.append(Attempt(name, "skipped", "cooling_down", retry_after=cooling))
             continue
+        held = ex.services.hooks.skip(ex, name) if ex.services.hooks.items else None
+        if held:
+            ex.attempts.append(Attempt(name, "skipped", held))
+            continue
         remaining = ex.deadline - time.monotonic()
         if remaining <= 0:
             ex.attempts.append(Attempt(name, "skipped", "deadline"))

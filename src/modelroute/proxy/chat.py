@@ -21,6 +21,7 @@ from modelroute.providers.sse import DONE
 from modelroute.proxy.attempts import attempt_each
 from modelroute.proxy.errors import BadRequest, ClientError, NotFound, error_response
 from modelroute.proxy.exchange import Exchange
+from modelroute.proxy.hooks import AnswerBuilder
 from modelroute.proxy.ingress import lower_headers, read_json, require_chat_fields
 from modelroute.proxy.state import SERVICES, Runtime, Services
 from modelroute.routing import AUTO, Decision, RequestView, Review, UnknownModel, build_view
@@ -51,6 +52,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
     try:
         ex.view = build_view(body, ex.incoming_headers)
         ex.decision = await decide(ex.runtime, ex.view)
+        if services.hooks.items:
+            await services.hooks.admit(ex)
         if ex.view.stream:
             return await _stream(request, ex)
         return await _complete(ex)
@@ -76,7 +79,7 @@ async def _complete(ex: Exchange) -> web.Response:
 
     outcome = await attempt_each(ex, call, usage_of=lambda c: c.usage, review=review if decision.reviewer else None)
     completion = outcome.result
-    ex.served, ex.usage, ex.dropped = outcome.model, completion.usage, tuple(getattr(completion, "dropped", ()))
+    ex.served, ex.usage, ex.dropped, ex.answer = outcome.model, completion.usage, completion.dropped, completion.body
     headers = ex.response_headers(with_cost=True)
     ex.settle("ok")
     raw = completion.raw if completion.raw is not None else json.dumps(completion.body).encode()
@@ -132,12 +135,15 @@ async def _stream(request: web.Request, ex: Exchange) -> web.StreamResponse:
     stream, chunks, chunk = outcome.result
     ex.served, ex.first_chunk_at = outcome.model, time.monotonic()
     hide_usage = not (ex.view and ex.view.include_usage)
+    builder = AnswerBuilder() if ex.collect_answer else None
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                        **ex.response_headers(with_cost=False)})
     status, error_type = "ok", None
     try:
         await resp.prepare(request)
         while True:
+            if builder is not None:
+                builder.add(json.loads(chunk))
             if not (hide_usage and _is_usage_only(chunk)):
                 await resp.write(b"data: " + chunk + b"\n\n")
             try:
@@ -155,6 +161,8 @@ async def _stream(request: web.Request, ex: Exchange) -> web.StreamResponse:
         ex.usage = stream.usage
         ex.attempts[-1].usage = stream.usage
         ex.dropped = stream.dropped
+        if builder is not None:
+            ex.answer = builder.body()
         await stream.aclose()
         ex.settle(status, error_type)
     await resp.write_eof()

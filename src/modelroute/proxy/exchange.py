@@ -54,6 +54,9 @@ class Exchange:
     dropped: tuple[str, ...] = ()
     status: str = "ok"
     extra_cost: Decimal = ZERO  # reviews (judge calls) and other spending beside the attempts
+    answer: Mapping[str, Any] | None = None  # the chat.completion body served (streams: when collected)
+    collect_answer: bool = False  # a hook asked for streamed answers to be reassembled
+    error_type: str | None = None
     span: trace.Span = field(init=False)
     _parent: otel_context.Context = field(init=False)
     _settled: bool = False
@@ -134,6 +137,8 @@ class Exchange:
         }
         if self.served:
             headers["x-modelroute-model"] = self.served
+        if self.decision is not None and "arm" in self.decision.annotations:
+            headers["x-modelroute-arm"] = str(self.decision.annotations["arm"])
         if with_cost:
             headers["x-modelroute-cost-usd"] = format_usd(self.cost())
         return headers
@@ -145,13 +150,15 @@ class Exchange:
         if self._settled:
             return
         self._settled = True
-        self.status = status
+        self.status, self.error_type = status, error_type
         cost, baseline = self.cost(), self.baseline_cost() if self.usage else ZERO
         if self.span.is_recording():
             self._record_span(cost, baseline, error_type)
         else:
             self.span.end()
         self._record_metrics(cost, baseline, error_type)
+        if self.services.hooks.items:
+            self.services.hooks.settled(self)
 
     def _record_span(self, cost: Decimal, baseline: Decimal, error_type: str | None) -> None:
         span, policy, view = self.span, self.policy, self.view

@@ -19,6 +19,7 @@ from opentelemetry import trace
 from modelroute.policy import CompiledPolicy, PolicyError
 from modelroute.providers import EnvFileKeys, KeySource, Provider, build_providers
 from modelroute.proxy.breaker import Breakers
+from modelroute.proxy.hooks import Hooks, RequestHook
 from modelroute.routing import ModelClient, Router
 from modelroute.telemetry import Metrics
 
@@ -32,6 +33,7 @@ class Settings:
     drain_seconds: float = 300.0
     keys: KeySource = field(default_factory=EnvFileKeys)
     tracer_provider: trace.TracerProvider | None = None
+    hooks: tuple[RequestHook, ...] = ()  # spend control, quality monitor... (see proxy/hooks.py)
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,7 @@ class Services:
     metrics: Metrics
     tracer: trace.Tracer
     breakers: Breakers
+    hooks: Hooks = field(default_factory=Hooks)
     session: aiohttp.ClientSession | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
