@@ -13,7 +13,7 @@ from tests.support import APP_KEY, SidecarFactory, quickstart
 
 class Recorder:
     def __init__(self) -> None:
-        self.settled: list[Exchange] = []
+        self.seen: list[Exchange] = []
 
     async def admit(self, ex: Exchange) -> None:
         if ex.incoming_headers.get("x-refuse"):
@@ -24,7 +24,7 @@ class Recorder:
         return "saturated" if model == "gpt-4o-mini" and ex.incoming_headers.get("x-skip-mini") else None
 
     def settled(self, ex: Exchange) -> None:
-        self.settled.append(ex)
+        self.seen.append(ex)
 
 
 async def test_hooks_see_every_request(make_sidecar: SidecarFactory, fake_openai: FakeOpenAI) -> None:
@@ -39,8 +39,8 @@ async def test_hooks_see_every_request(make_sidecar: SidecarFactory, fake_openai
             await client.chat.completions.create(model="auto", messages=[{"role": "user", "content": "hi"}], extra_headers={"x-refuse": "1"})
     assert info.value.body["code"] == "budget_exceeded"
     assert raw.headers["x-modelroute-model"] == "gpt-4o"
-    assert [a.reason for a in hook.settled[1].attempts] == ["saturated", ""]
-    first = hook.settled[0].answer
+    assert [a.reason for a in hook.seen[1].attempts] == ["saturated", ""]
+    first = hook.seen[0].answer
     assert first is not None and first["choices"][0]["message"]["content"] == streamed
     assert first["choices"][0]["finish_reason"] == "stop" and first["usage"]["completion_tokens"] > 0
-    assert len(hook.settled) == 3 and hook.settled[2].status == "error"
+    assert len(hook.seen) == 3 and hook.seen[2].status == "error"
