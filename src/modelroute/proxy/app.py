@@ -12,7 +12,7 @@ from modelroute.policy import CompiledPolicy
 from modelroute.proxy import chat, endpoints, messages
 from modelroute.proxy.breaker import Breakers
 from modelroute.proxy.errors import ClientError, NotFound, error_response
-from modelroute.proxy.hooks import Hooks
+from modelroute.proxy.hooks import Hooks, RequestHook
 from modelroute.proxy.model_client import ProxyModelClient
 from modelroute.proxy.state import SERVICES, PolicyHolder, Runtime, Services, Settings
 from modelroute.providers import build_providers
@@ -68,6 +68,11 @@ async def _session_ctx(app: web.Application) -> AsyncIterator[None]:
     await services.session.close()
 
 
+def default_hooks() -> list[RequestHook]:
+    """The hooks every sidecar runs; each does nothing for a policy without its spec section."""
+    return []
+
+
 def build_app(holder: PolicyHolder, settings: Settings | None = None, background: Iterable[Background] = ()) -> web.Application:
     """The sidecar app. ``background`` tasks (a policy file watcher, an operator subscription) run
     as cleanup contexts after the HTTP session and the first policy are ready."""
@@ -76,7 +81,7 @@ def build_app(holder: PolicyHolder, settings: Settings | None = None, background
     app = web.Application(middlewares=[openai_errors], client_max_size=settings.max_body_bytes + 1)
     app[SERVICES] = Services(
         settings=settings, holder=holder, metrics=Metrics(), tracer=get_tracer(settings.tracer_provider), breakers=Breakers(),
-        hooks=Hooks(list(settings.hooks)),
+        hooks=Hooks([*default_hooks(), *settings.hooks]),
     )
     app.cleanup_ctx.append(_session_ctx)
     app.cleanup_ctx.extend(background)
