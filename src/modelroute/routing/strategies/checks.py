@@ -134,17 +134,16 @@ class AnswerReviewer:
             if mean < self.logprob_threshold:
                 return Review(False, f"mean token logprob {mean:.3f} < {self.logprob_threshold}")
         cost = 0.0
-        if self.agreement is not None:
-            verdict = await self._agree(view, text)
+        notes: list[str] = []
+        for check in (self._agree if self.agreement else None, self._judge if self.judge else None):
+            if check is None:
+                continue
+            verdict = await check(view, text)
             cost += verdict.cost_usd
             if not verdict.accept:
                 return Review(False, verdict.reason, cost)
-        if self.judge is not None:
-            verdict = await self._judge(view, text)
-            cost += verdict.cost_usd
-            if not verdict.accept:
-                return Review(False, verdict.reason, cost)
-        return Review(True, "checks passed", cost)
+            notes.append(verdict.reason)
+        return Review(True, "checks passed" + (f" ({'; '.join(notes)})" if notes else ""), cost)
 
     async def _agree(self, view: RequestView, text: str) -> Review:
         check = self.agreement

@@ -36,7 +36,7 @@ _SPACE = re.compile(r"\s+")
 
 def parse_label(answer: str, labels: tuple[str, ...]) -> str | None:
     """The label that ``answer`` is, or None (strict: nothing else may be in the answer)."""
-    core = answer.strip().strip("\"'`").rstrip(".").strip().lower()
+    core = answer.strip().rstrip(".").strip().strip("\"'`").rstrip(".").strip().lower()
     for label in labels:
         if core == label.lower():
             return label
@@ -104,10 +104,9 @@ class ClassifierStrategy(Strategy):
         try:
             reply = await asyncio.wait_for(
                 self.client.complete(self.model, messages, max_tokens=self.max_tokens, timeout=self.timeout), self.timeout)
-        except TimeoutError:
-            return self.default_label, "default (timeout)", 0.0
-        except Exception as exc:
-            return self.default_label, f"default ({type(exc).__name__})", 0.0
+        except Exception as exc:  # late, failed or refused: the default label, never an error
+            late = isinstance(exc, TimeoutError) or "timeout" in str(getattr(exc, "kind", "")).lower()
+            return self.default_label, "default (timeout)" if late else f"default ({type(exc).__name__})", 0.0
         label = parse_label(reply.text, self.labels)
         if label is None:
             return self.default_label, "default (unparseable answer)", reply.cost_usd

@@ -1,0 +1,108 @@
+"""Cascade strategy: chain and reviewer, each check, the judge and the agreement check against a
+real OpenAI-compatible server (the replay provider, answering unrecorded prompts by a rule)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from modelroute.policy import PolicyError
+from modelroute.routing import Router
+from modelroute.testing.replay_provider import ReplayProvider
+from tests.routing.strategies.strategy_support import completion, model_client, policy, view
+
+
+def cascade(**extra: Any) -> dict[str, Any]:
+    return {"c": {"type": "cascade", "chain": ["cheap", "strong"], **extra}}
+
+
+async def test_choice_is_the_chain_with_a_reviewer() -> None:
+    router = Router(policy("http://127.0.0.1:9", cascade()))
+    decision = await router.decide(view("hi"))
+    assert decision.candidates == ("cheap", "strong") and decision.reviewer is not None
+    streamed = await router.decide(view("hi", stream=True))
+    assert streamed.candidates[0] == "strong" and streamed.reviewer is None
+
+
+@pytest.mark.parametrize("checks, answer, body, accept, reason", [
+    ({}, completion("   "), {}, False, "empty answer"),
+    ({}, completion("partial", finish="length"), {}, False, "truncated"),
+    ({}, completion("I'm sorry, but I can't help with that."), {}, False, "refusal"),
+    ({}, completion("{not json"), {"response_format": {"type": "json_object"}}, False, "invalid JSON"),
+    ({}, completion('{"ok": true}'), {"response_format": {"type": "json_object"}}, True, "checks passed"),
+    ({"regex": r"^\d+$"}, completion("forty-two"), {}, False, "does not match"),
+    ({"minLength": 10}, completion("short"), {}, False, "shorter than 10"),
+    ({"refusal": False}, completion("I am unable to comply"), {}, True, "checks passed"),
+    ({"logprobs": {"threshold": -0.5}}, completion("x", logprobs=[-0.1, -2.0]), {}, False, "logprob"),
+    ({"logprobs": {"threshold": -0.5}}, completion("x", logprobs=[-0.1, -0.2]), {}, True, "checks passed"),
+])
+async def test_heuristic_checks(checks: dict[str, Any], answer: dict[str, Any], body: dict[str, Any],
+                                accept: bool, reason: str) -> None:
+    router = Router(policy("http://127.0.0.1:9", cascade(checks=checks)))
+    decision = await router.decide(view("question", **body))
+    assert decision.reviewer is not None
+    review = await decision.reviewer.review(view("question", **body), "cheap", answer)
+    assert review.accept is accept and reason in review.reason
+    last = await decision.reviewer.review(view("question"), "strong", completion(""))
+    assert last.accept  # the last model of the chain is never rejected
+
+
+def judge_rule(model: str, prompt: str) -> str | None:
+    if model == "judge":
+        return "0.9" if "Paris" in prompt else ("maybe" if "unsure" in prompt else "0.2")
+    return "B" if model == "judge" else ("b." if "agree" in prompt else "C")
+
+
+async def test_llm_judge_scores_through_a_real_server() -> None:
+    async with ReplayProvider(fallback=judge_rule) as server:
+        strategies = cascade(checks={"judge": {"model": "judge", "threshold": 0.8, "onError": "reject"}})
+        compiled = policy(server.url + "/v1", strategies)
+        async with model_client(compiled) as client:
+            reviewer = (await Router(compiled, client).decide(view("capital of France?"))).reviewer
+            assert reviewer is not None
+            good = await reviewer.review(view("capital of France?"), "cheap", completion("Paris"))
+            bad = await reviewer.review(view("capital of France?"), "cheap", completion("Lyon"))
+            odd = await reviewer.review(view("capital of France?"), "cheap", completion("unsure"))
+    assert good.accept and "0.9" in good.reason and good.cost_usd > 0
+    assert not bad.accept and "0.2 < 0.8" in bad.reason
+    assert not odd.accept and "not a score" in odd.reason
+    assert [m for m, _ in server.requests] == ["judge"] * 3
+
+
+async def test_agreement_with_a_second_model() -> None:
+    def rule(model: str, prompt: str) -> str | None:
+        return ("B" if "agree" in prompt else "C") if model == "judge" else None
+
+    async with ReplayProvider(fallback=rule) as server:
+        compiled = policy(server.url + "/v1", cascade(checks={"agreement": {"model": "judge"}}))
+        async with model_client(compiled) as client:
+            reviewer = (await Router(compiled, client).decide(view("x"))).reviewer
+            assert reviewer is not None
+            same = await reviewer.review(view("we agree?"), "cheap", completion("b."))
+            differ = await reviewer.review(view("no way"), "cheap", completion("B"))
+    assert same.accept and same.cost_usd > 0
+    assert not differ.accept and "disagrees with judge" in differ.reason
+
+
+@pytest.mark.parametrize("config, path", [
+    ({"chain": ["cheap"]}, "spec.strategies.c.chain"),
+    ({"chain": ["cheap", "nope"]}, "spec.strategies.c.chain[1]"),
+    ({"chain": ["cheap", "strong"], "checks": {"regex": "("}}, "spec.strategies.c.checks.regex"),
+    ({"chain": ["cheap", "strong"], "checks": {"judge": {"model": "judge", "threshold": 2}}},
+     "spec.strategies.c.checks.judge.threshold"),
+    ({"chain": ["cheap", "strong"], "checks": {"spelling": True}}, "spec.strategies.c.checks.spelling"),
+    ({"chain": ["cheap", "strong"], "stream": "sometimes"}, "spec.strategies.c.stream"),
+    ({"chain": ["cheap", "strong"], "commit": {"tokens": 5}}, "spec.strategies.c.commit"),
+    ({"chain": ["cheap", "strong"], "stream": "commit", "commit": {"tokens": 0}}, "spec.strategies.c.commit.tokens"),
+])
+def test_bad_config_names_the_field(config: dict[str, Any], path: str) -> None:
+    with pytest.raises(PolicyError) as err:
+        Router(policy("http://127.0.0.1:9", {"c": {"type": "cascade", **config}}))
+    assert path in [p for p, _ in err.value.problems]
+
+
+async def test_commit_point_config_is_passed_on() -> None:
+    strategies = cascade(stream="commit", commit={"tokens": 32, "ms": 400})
+    decision = await Router(policy("http://127.0.0.1:9", strategies)).decide(view("hi", stream=True))
+    assert decision.reviewer is not None and decision.annotations["cascade_commit"] == {"tokens": 32, "ms": 400}
