@@ -12,13 +12,13 @@ from modelroute.providers import EnvFileKeys, build_providers
 from modelroute.proxy.model_client import ProxyModelClient
 from modelroute.routing import build_view, RequestView
 
-MODELS = ("cheap", "judge", "strong")
+MODELS = {"cheap": (0.1, 0.2), "judge": (0.5, 1.0), "strong": (5.0, 10.0)}  # name -> USD per 1M in/out
 
 
 def policy(base_url: str, strategies: dict[str, Any], routes: list[dict[str, Any]] | None = None) -> CompiledPolicy:
     doc = {
         "providers": [{"name": "p", "type": "openai", "baseURL": base_url, "apiKey": {"env": "K"}}],
-        "models": [{"name": m, "provider": "p", "pricing": {"input": 1.0, "output": 2.0}} for m in MODELS],
+        "models": [{"name": m, "provider": "p", "pricing": {"input": i, "output": o}} for m, (i, o) in MODELS.items()],
         "default": "strong",
         "routes": routes or [{"name": "smart", "strategy": next(iter(strategies))}],
         "strategies": strategies,

@@ -157,8 +157,8 @@ class EmbeddingStrategy(Strategy):
         return library.models[min(able, key=lambda i: (price[i], -quality[i]))]
 
     def _prices(self, library: Library, index: np.ndarray) -> list[float]:
-        if library.cost is not None:
-            return [float(x) for x in np.nan_to_num(np.nanmean(library.cost[index], 0), nan=np.inf)]
+        if library.cost is not None and not np.isnan(library.cost[index]).all():
+            return [float(x) if x == x else float("inf") for x in np.nanmean(library.cost[index], 0)]
         out = []
         for m in library.models:
             spec = self.policy.models.get(m)
