@@ -113,11 +113,13 @@ async def run_job(client: Any, job: Job, policy: CompiledPolicy, row: Row) -> No
         async for chunk in stream:
             usage = chunk.usage or usage
         model = headers["x-modelroute-model"]
+        assert usage is not None, "the sidecar passes the usage chunk through when asked"
         paid = cost_usd(Usage(usage.prompt_tokens, usage.completion_tokens), policy.models[model].pricing)
     else:
         raw = await client.chat.completions.with_raw_response.create(model="gpt-4o", messages=messages, extra_headers=job.headers)
         headers, usage = raw.headers, raw.parse().usage
         model, paid = headers["x-modelroute-model"], Decimal(headers["x-modelroute-cost-usd"])
+    assert usage is not None
     tokens = Usage(usage.prompt_tokens, usage.completion_tokens)
     row.requests += 1
     row.routes.add(headers["x-modelroute-route"])

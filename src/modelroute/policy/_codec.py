@@ -32,7 +32,7 @@ def _decode(tp: Any, value: Any) -> Any:
     if dataclasses.is_dataclass(tp):
         hints = typing.get_type_hints(tp)
         kwargs = {f.name: _decode(hints[f.name], value[f.name]) for f in dataclasses.fields(tp) if f.name in value}
-        return tp(**kwargs)
+        return tp(**kwargs)  # type: ignore[operator]
     if origin is tuple:
         return tuple(_decode(args[0], v) for v in value)
     if origin is frozenset:

@@ -155,7 +155,8 @@ class CompiledPolicy:
         return "*" in self.pinned_models or model in self.pinned_models
 
     def to_dict(self) -> dict[str, Any]:
-        return _plain(self)
+        plain: dict[str, Any] = _plain(self)
+        return plain
 
     @staticmethod
     def from_dict(data: Mapping[str, Any]) -> CompiledPolicy:

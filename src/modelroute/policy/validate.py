@@ -43,11 +43,12 @@ def _schema_problems(spec: Any, root: str) -> Iterator[Problem]:
 
 
 def _message(err: jsonschema.ValidationError) -> str:
+    message = str(err.message)
     if err.validator == "additionalProperties":
-        return err.message.replace("Additional properties are not allowed", "unknown field")
+        return message.replace("Additional properties are not allowed", "unknown field")
     if err.validator == "required":
-        return err.message.replace("is a required property", "is required")
-    return err.message
+        return message.replace("is a required property", "is required")
+    return message
 
 
 def _path(root: str, parts: Any) -> str:

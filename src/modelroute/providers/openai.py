@@ -82,7 +82,7 @@ class OpenAIChunkStream(ChunkStream):
         self._where = (provider, model)
         self.usage = None
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:  # type: ignore[override]
+    async def __aiter__(self) -> AsyncIterator[bytes]:
         parser = SSEParser()
         async with network_errors(*self._where):
             try:

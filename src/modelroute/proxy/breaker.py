@@ -22,7 +22,7 @@ class _State:
 
 
 class Breakers:
-    def __init__(self, clock: "type[time.monotonic] | None" = None) -> None:
+    def __init__(self) -> None:
         self._states: dict[str, _State] = {}
         self._clock = time.monotonic
 

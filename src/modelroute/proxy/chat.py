@@ -23,7 +23,7 @@ from modelroute.proxy.errors import BadRequest, ClientError, NotFound, error_res
 from modelroute.proxy.exchange import Exchange
 from modelroute.proxy.hooks import AnswerBuilder
 from modelroute.proxy.ingress import lower_headers, read_json, require_chat_fields
-from modelroute.proxy.state import SERVICES, Runtime, Services
+from modelroute.proxy.state import SERVICES, Runtime
 from modelroute.routing import AUTO, Decision, RequestView, Review, UnknownModel, build_view
 
 _EMPTY_CHOICES = (b'"choices":[]', b'"choices": []')

@@ -80,7 +80,7 @@ class Exchange:
 
     @property
     def deadline(self) -> float:
-        return self.started + self.policy.timeouts.request_seconds
+        return self.started + float(self.policy.timeouts.request_seconds)
 
     def upstream_headers(self, span: trace.Span) -> dict[str, str]:
         """Trace context for an upstream call: the attempt span's, else the client's own."""

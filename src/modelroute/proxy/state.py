@@ -16,11 +16,11 @@ import aiohttp
 from aiohttp import web
 from opentelemetry import trace
 
-from modelroute.policy import CompiledPolicy, PolicyError
-from modelroute.providers import EnvFileKeys, KeySource, Provider, build_providers
+from modelroute.policy import CompiledPolicy
+from modelroute.providers import EnvFileKeys, KeySource, Provider
 from modelroute.proxy.breaker import Breakers
 from modelroute.proxy.hooks import Hooks, RequestHook
-from modelroute.routing import ModelClient, Router
+from modelroute.routing import Router
 from modelroute.telemetry import Metrics
 
 log = logging.getLogger("modelroute.proxy")
@@ -130,18 +130,6 @@ class PolicyHolder:
             task.cancel()
         if self._current is not None:
             await self._current.router.aclose()
-
-
-def build_runtime(
-    policy: CompiledPolicy, session: aiohttp.ClientSession, keys: KeySource, client: ModelClient | None
-) -> Runtime:
-    try:
-        router = Router(policy, client)
-    except PolicyError:
-        raise
-    except (ValueError, TypeError, OSError) as exc:
-        raise PolicyError([("spec.strategies", f"cannot build the router: {exc}")]) from exc
-    return Runtime(policy=policy, router=router, providers=build_providers(policy, session, keys))
 
 
 @dataclass
