@@ -225,3 +225,85 @@ def resource_schema() -> dict[str, Any]:
             "status": {"type": "object"},
         },
     }
+
+
+# -- measurement sections (issue 6): experiments, quality monitor, impact preview -------------------
+
+_SHARE = {"type": "number", "minimum": 0, "maximum": 1}
+
+EXPERIMENT = _obj(
+    {
+        "name": {**_NAME, "description": "Experiment name, reported as modelroute.experiment on spans and in metrics."},
+        "key": _obj(
+            {"header": {"type": "string", "minLength": 1, "description": "Request header whose value keeps a caller in one arm."}},
+            desc="What makes assignment sticky; requests without the key are split at random.",
+        ),
+        "arms": {
+            "type": "array",
+            "minItems": 2,
+            "items": _obj(
+                {
+                    "name": {**_NAME, "description": "Arm name, sent back in x-modelroute-arm."},
+                    "weight": {"type": "number", "minimum": 0, "description": "Relative share of traffic (default 1)."},
+                    "model": {"type": "string", "description": "Registry model serving this arm (its fallbacks follow)."},
+                },
+                ["name", "model"],
+                "One arm of the experiment.",
+            ),
+            "description": "The arms; traffic splits by weight.",
+        },
+        "appliesTo": {**_STRINGS, "description": "Routes whose traffic the experiment splits (route names, or default)."},
+    },
+    ["name", "arms", "appliesTo"],
+    "An A/B experiment splitting some routes' traffic between models.",
+)
+
+QUALITY = _obj(
+    {
+        "refusalPhrases": {"type": "array", "items": {"type": "string", "minLength": 1},
+                           "description": "Extra phrases that mark an answer as a refusal (case-insensitive)."},
+        "judge": _obj(
+            {
+                "model": {"type": "string", "description": "Registry model that scores answers 0..1."},
+                "sampleRate": {**_SHARE, "description": "Share of answers the judge scores, e.g. 0.01."},
+                "prompt": {"type": "string", "minLength": 1, "description": "Judge instructions; {question} and {answer} are filled in."},
+                "maxTokens": {"type": "integer", "minimum": 1, "description": "Longest judge reply (default 16)."},
+                "timeoutSeconds": {"type": "number", "exclusiveMinimum": 0},
+            },
+            ["model", "sampleRate"],
+            "Sampled judge, off the hot path; its cost is counted apart from the traffic's.",
+        ),
+        "regret": _obj(
+            {
+                "sampleRate": {**_SHARE, "description": "Share of requests served below the baseline that are re-run on it."},
+                "maxPerMinute": {"type": "integer", "minimum": 1, "description": "Re-runs per minute at most (default 10)."},
+            },
+            ["sampleRate"],
+            "Regret sampling: re-run cheap-routed requests on the baseline and let the judge compare both answers.",
+        ),
+        "feedback": _obj(
+            {"ttlSeconds": {"type": "number", "exclusiveMinimum": 0, "description": "How long a request id accepts feedback (default 3600)."}},
+            desc="POST /v1/feedback settings.",
+        ),
+        "queueSize": {"type": "integer", "minimum": 1, "description": "Background jobs waiting at most; more are dropped and counted (default 256)."},
+        "workers": {"type": "integer", "minimum": 1, "maximum": 16, "description": "Background jobs run at once (default 2)."},
+    },
+    desc="Quality monitor: heuristic checks on every answer, a sampled judge, regret sampling, feedback.",
+)
+
+PREVIEW = _obj(
+    {
+        "configMap": _obj(
+            {"name": {"type": "string", "minLength": 1}, "key": {"type": "string", "minLength": 1, "description": "Default workload.jsonl."}},
+            ["name"],
+            "ConfigMap in the policy's namespace holding a sample workload (JSON lines, as modelroute replay reads).",
+        ),
+        "maxCostIncreasePercent": {"type": "number", "minimum": 0,
+                                   "description": "An Event is emitted when cost per 1,000 requests rises by more than this (default 10)."},
+    },
+    desc="Impact preview: the operator replays a sample workload on every accepted change into status.preview.",
+)
+
+EXTENSIONS["experiments"] = {"type": "array", "items": EXPERIMENT, "description": "A/B experiments (see docs/measurement.md)."}
+EXTENSIONS["quality"] = QUALITY
+EXTENSIONS["preview"] = PREVIEW

@@ -179,6 +179,9 @@ class Exchange:
         if self.decision is not None:
             attrs["modelroute.strategy"] = self.decision.strategy
             attrs["modelroute.escalations"] = sum(1 for a in self.attempts if a.outcome == "rejected")
+            if "arm" in self.decision.annotations:  # an A/B experiment split this request
+                attrs["modelroute.experiment"] = str(self.decision.annotations.get("experiment", ""))
+                attrs["modelroute.arm"] = str(self.decision.annotations["arm"])
         if self.served:
             attrs["gen_ai.response.model"] = policy.models[self.served].upstream_model
             attrs["modelroute.model"] = self.served

@@ -13,6 +13,7 @@ from typing import Any
 
 from modelroute.policy import CompiledPolicy, Route
 from modelroute.routing.decision import Decision, Skip
+from modelroute.routing.experiments import Experiments
 from modelroute.routing.request import RequestView
 from modelroute.routing.rules import CompiledRoute, Verdict
 from modelroute.routing.strategy import ModelClient, Strategy, strategy_class
@@ -34,6 +35,7 @@ class Router:
             for name, cfg in policy.strategies.items()
         }
         self._labelers = [s for s in self.strategies.values() if s.labels_requests]
+        self.experiments = Experiments.from_extensions(policy.extensions)
 
     async def decide(self, view: RequestView) -> Decision:
         policy = self.policy
@@ -55,7 +57,8 @@ class Router:
             if choice.model is not None:
                 decision = self._finish(view, route.name, strategy.type, choice.model, route, choice.reason, choice.annotations,
                                         chain=choice.chain)
-                return dataclasses.replace(decision, reviewer=choice.reviewer, cost_usd=view.decision_cost_usd)
+                reviewer = None if "arm" in decision.annotations else choice.reviewer  # an arm replaced the cascade
+                return dataclasses.replace(decision, reviewer=reviewer, cost_usd=view.decision_cost_usd)
         return self._finish(view, "default", "default", policy.default, None, "no route matched")
 
     def explain_routes(self, view: RequestView) -> list[Verdict]:
@@ -73,6 +76,10 @@ class Router:
         annotations: dict[str, Any] | None = None,
         chain: tuple[str, ...] | None = None,
     ) -> Decision:
+        arm = self.experiments.assign(view, route_name) if self.experiments else None
+        if arm is not None:  # an A/B experiment splits this route: the arm's model (and its chain) serves it
+            model, chain = arm.model, None
+            annotations = {**(annotations or {}), "experiment": arm.experiment, "arm": arm.arm}
         candidates, skipped = self.eligible(view, chain or self.policy.chain(model, route))
         if view.labels:
             annotations = {**view.labels, **(annotations or {})}
