@@ -118,4 +118,4 @@ async def test_a_stalled_stream_ends_at_the_idle_timeout(make_sidecar: object, f
             text = (await resp.read()).decode()
     assert time.monotonic() - started < 2
     assert resp.headers["x-modelroute-model"] == "gpt-4o-mini"
-    assert '"code": "stream_timeout"' in text and text.endswith("data: [DONE]\n\n")
+    assert json.loads(text.split('data: ')[-2])['error']['code'] == 'stream_timeout' and text.endswith("data: [DONE]\n\n")

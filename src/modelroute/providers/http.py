@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
-import json
+from modelroute import _json as json
 import time
 from typing import Any, AsyncIterator, Mapping
 

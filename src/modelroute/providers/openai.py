@@ -7,7 +7,7 @@ costed exactly; the proxy hides that extra chunk from clients that did not ask f
 from __future__ import annotations
 
 import asyncio
-import json
+from modelroute import _json as json
 from typing import Any, AsyncIterator, Mapping
 
 import aiohttp
@@ -34,7 +34,7 @@ class OpenAIProvider(Provider):
     async def _post(self, path: str, payload: Mapping[str, Any], model: ModelSpec, timeout: aiohttp.ClientTimeout,
                     headers: Mapping[str, str]) -> aiohttp.ClientResponse:
         resp = await self.session.post(
-            self.spec.base_url + path, data=json.dumps(payload).encode(), headers=self._headers(headers), timeout=timeout
+            self.spec.base_url + path, data=json.dumps(payload), headers=self._headers(headers), timeout=timeout
         )
         if resp.status != 200:
             try:

@@ -8,7 +8,7 @@ SSE error event. The usage chunk the sidecar asked for is hidden from clients th
 from __future__ import annotations
 
 import asyncio
-import json
+from modelroute import _json as json
 import time
 from decimal import Decimal
 from typing import Any, AsyncIterator, Mapping
@@ -82,7 +82,7 @@ async def _complete(ex: Exchange) -> web.Response:
     ex.served, ex.usage, ex.dropped, ex.answer = outcome.model, completion.usage, completion.dropped, completion.body
     headers = ex.response_headers(with_cost=True)
     ex.settle("ok")
-    raw = completion.raw if completion.raw is not None else json.dumps(completion.body).encode()
+    raw = completion.raw if completion.raw is not None else json.dumps(completion.body)
     return web.Response(body=raw, content_type="application/json", headers=headers)
 
 
@@ -124,7 +124,7 @@ def _is_usage_only(chunk: bytes) -> bool:
 def _sse_error(exc: ProviderError) -> bytes:
     error = {"error": {"message": "the upstream stream failed: " + exc.kind.value, "type": "upstream_error",
                        "param": None, "code": "stream_" + exc.kind.value}}
-    return b"data: " + json.dumps(error).encode() + b"\n\n"
+    return b"data: " + json.dumps(error) + b"\n\n"
 
 
 async def _stream(request: web.Request, ex: Exchange) -> web.StreamResponse:

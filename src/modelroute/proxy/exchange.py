@@ -7,7 +7,7 @@ outcome; settling ends the span and records the metrics.
 from __future__ import annotations
 
 import time
-import uuid
+import os
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Mapping
@@ -43,7 +43,7 @@ class Exchange:
     runtime: Runtime
     operation: str  # chat | embeddings
     incoming_headers: Mapping[str, str]
-    request_id: str = field(default_factory=lambda: "req_" + uuid.uuid4().hex[:24])
+    request_id: str = field(default_factory=lambda: "req_" + os.urandom(12).hex())
     started: float = field(default_factory=time.monotonic)
     view: RequestView | None = None
     decision: Decision | None = None

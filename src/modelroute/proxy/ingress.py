@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+from modelroute import _json as json
 from typing import Any, Mapping
 
 from aiohttp import web

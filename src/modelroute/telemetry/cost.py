@@ -7,6 +7,7 @@ the baseline model's prices. Decimal arithmetic keeps header values such as ``0.
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import lru_cache
 
 from modelroute.policy import Pricing
 from modelroute.providers.base import Usage
@@ -15,6 +16,7 @@ _MILLION = Decimal(1_000_000)
 ZERO = Decimal(0)
 
 
+@lru_cache(maxsize=1024)
 def _d(value: float) -> Decimal:
     return Decimal(str(value))
 
