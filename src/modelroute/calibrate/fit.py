@@ -68,7 +68,8 @@ def tally(near: Ints, weights: Floats, train_labels: Ints, n_labels: int) -> Int
     votes = np.zeros((len(near), n_labels))
     rows = np.repeat(np.arange(len(near)), near.shape[1])
     np.add.at(votes, (rows, train_labels[near].ravel()), weights.ravel())
-    return np.argmax(votes, 1).astype(np.int64)
+    best: Ints = np.argmax(votes, 1).astype(np.int64)
+    return best
 
 
 def vote(train_vecs: Vectors, train_labels: Ints, query: Vectors, n_labels: int, k: int = K) -> Ints:

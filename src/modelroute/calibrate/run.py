@@ -58,7 +58,8 @@ def embed_prompts(prompts: list[str], cache: str | None, progress: Progress) -> 
         with np.load(cache, allow_pickle=False) as saved:
             if str(saved["digest"]) == digest:
                 progress("embedding", len(texts), len(texts))
-                return saved["vectors"].astype(np.float32)
+                cached: NDArray[np.float32] = saved["vectors"].astype(np.float32)
+                return cached
     from modelroute.embedding.minilm import MiniLM
 
     model = MiniLM(threads=os.cpu_count() or 1)

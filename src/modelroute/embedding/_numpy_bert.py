@@ -38,7 +38,8 @@ def layer_norm(x: Matrix, weight: Matrix, bias: Matrix) -> Matrix:
     mean = x.mean(-1, keepdims=True)
     centred = x - mean
     var = np.mean(centred * centred, -1, keepdims=True)
-    return (centred / np.sqrt(var + _EPS)) * weight + bias
+    out: Matrix = (centred / np.sqrt(var + _EPS)) * weight + bias
+    return out
 
 
 class _Layer:

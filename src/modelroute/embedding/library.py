@@ -21,7 +21,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -139,7 +139,7 @@ def _load_jsonl(p: Path, embed: EmbedTexts | None) -> Library:
     texts = [str(r["text"]) for r in rows if "vector" not in r]
     if texts and embed is None:
         raise LibraryError(f"{p} has texts but no embedder was given")
-    embedded = iter(embed(texts) if texts else [])
+    embedded: Iterator[Matrix] = iter(embed(texts) if texts and embed is not None else [])
     vectors = np.stack([np.asarray(r["vector"], np.float32) if "vector" in r else next(embedded) for r in rows])
     models = tuple(sorted({m for r in rows for m in (r.get("quality") or {})}))
     quality = cost = None

@@ -77,6 +77,7 @@ class ReplayProvider(ServerBase):
                 break
         price_in, price_out = self.prices.get(model, (1.0, 1.0))
         recorded = self._rows.get(prompt, {}).get(model)
+        answer: str | None
         if recorded is not None:
             answer = _answer_of(str(recorded.get("response", "")))
             usage = usage_for(float(recorded["cost_usd"]), answer, price_in, price_out)
