@@ -11,7 +11,7 @@ import asyncio
 from modelroute import _json as json
 import time
 from decimal import Decimal
-from typing import Any, AsyncIterator, Mapping
+from typing import Any, Mapping
 
 from aiohttp import web
 
@@ -21,6 +21,7 @@ from modelroute.providers.sse import DONE
 from modelroute.proxy.attempts import attempt_each
 from modelroute.proxy.errors import BadRequest, ClientError, NotFound, error_response
 from modelroute.proxy.exchange import Exchange
+from modelroute.proxy.held import HeldStream
 from modelroute.proxy.hooks import AnswerBuilder
 from modelroute.proxy.ingress import lower_headers, read_json, require_chat_fields
 from modelroute.proxy.state import SERVICES, Runtime
@@ -87,7 +88,7 @@ async def _complete(ex: Exchange) -> web.Response:
 
 
 async def _open(ex: Exchange, provider: Provider, spec: ModelSpec, timeout: float,
-                headers: Mapping[str, str]) -> tuple[ChunkStream, AsyncIterator[bytes], bytes]:
+                headers: Mapping[str, str]) -> HeldStream:
     """Open the upstream stream and wait for its first chunk, both within ``timeout``."""
     assert ex.view is not None
     idle = ex.policy.timeouts.stream_idle_seconds
@@ -107,7 +108,7 @@ async def _open(ex: Exchange, provider: Provider, spec: ModelSpec, timeout: floa
         if stream is not None:
             await stream.aclose()
         raise
-    return stream, chunks, first
+    return HeldStream(stream, chunks, first)
 
 
 def _is_usage_only(chunk: bytes) -> bool:
@@ -128,11 +129,9 @@ def _sse_error(exc: ProviderError) -> bytes:
 
 
 async def _stream(request: web.Request, ex: Exchange) -> web.StreamResponse:
-    async def call(provider: Provider, spec: ModelSpec, timeout: float, headers: Mapping[str, str]) -> Any:
-        return await _open(ex, provider, spec, timeout, headers)
-
-    outcome = await attempt_each(ex, call)
-    stream, chunks, chunk = outcome.result
+    call, review = _stream_attempt(ex)
+    outcome = await attempt_each(ex, call, review=review)
+    held = outcome.result
     ex.served, ex.first_chunk_at = outcome.model, time.monotonic()
     hide_usage = not (ex.view and ex.view.include_usage)
     builder = AnswerBuilder() if ex.collect_answer else None
@@ -141,15 +140,11 @@ async def _stream(request: web.Request, ex: Exchange) -> web.StreamResponse:
     status, error_type = "ok", None
     try:
         await resp.prepare(request)
-        while True:
+        while (chunk := await held.next()) is not None:
             if builder is not None:
                 builder.add(json.loads(chunk))
             if not (hide_usage and _is_usage_only(chunk)):
                 await resp.write(b"data: " + chunk + b"\n\n")
-            try:
-                chunk = await chunks.__anext__()
-            except StopAsyncIteration:
-                break
         await resp.write(DONE)
     except ProviderError as exc:
         status, error_type = "error", "stream_" + exc.kind.value
@@ -158,15 +153,38 @@ async def _stream(request: web.Request, ex: Exchange) -> web.StreamResponse:
         status, error_type = "client_closed", "client_closed"
         raise
     finally:
-        ex.usage = stream.usage
-        ex.attempts[-1].usage = stream.usage
-        ex.dropped = stream.dropped
+        ex.usage = ex.attempts[-1].usage = held.stream.usage
+        ex.dropped = held.stream.dropped
         if builder is not None:
             ex.answer = builder.body()
-        await stream.aclose()
+        await held.aclose()
         ex.settle(status, error_type)
     await resp.write_eof()
     return resp
+
+
+def _stream_attempt(ex: Exchange) -> tuple[Any, Any]:
+    """The attempt (open, and hold to a cascade's commit point) and its review, for attempt_each."""
+    decision, view = ex.decision, ex.view
+    assert decision is not None and view is not None
+    commit = decision.annotations.get("cascade_commit") if decision.reviewer is not None else None
+
+    async def call(provider: Provider, spec: ModelSpec, timeout: float, headers: Mapping[str, str]) -> HeldStream:
+        held = await _open(ex, provider, spec, timeout, headers)
+        if commit:
+            await held.hold(int(commit["tokens"]), int(commit["ms"]))
+        return held
+
+    async def review(model: str, held: HeldStream) -> Review | None:
+        assert decision.reviewer is not None
+        verdict = await decision.reviewer.review(view, model, held.partial_answer())
+        ex.extra_cost += Decimal(str(verdict.cost_usd))
+        if not verdict.accept:  # escalate invisibly: the client has seen nothing of this stream
+            ex.attempts[-1].usage = held.estimated_usage(view.input_tokens)
+            await held.aclose()
+        return verdict
+
+    return call, review if commit else None
 
 
 async def _write_quietly(resp: web.StreamResponse, data: bytes) -> None:
