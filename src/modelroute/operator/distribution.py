@@ -99,9 +99,15 @@ class Distribution:
         app = web.Application()
         app.router.add_get(SUBSCRIBE_PATH, self._guard(self.subscribe))
         app.router.add_post(ACK_PATH, self._guard(self.ack))
-        app.router.add_get("/healthz", lambda r: _text("ok"))
-        app.router.add_get("/readyz", lambda r: _text("ready") if self.ready() else _text("starting", 503))
+        app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/readyz", self.readyz)
         return app
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return _text("ok")
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        return _text("ready") if self.ready() else _text("starting", 503)
 
     def _guard(self, fn: Callable[[web.Request, PodIdentity], Awaitable[web.StreamResponse]]) -> Any:
         async def handler(request: web.Request) -> web.StreamResponse:

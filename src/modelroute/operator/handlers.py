@@ -154,7 +154,7 @@ def register(registry: kopf.OperatorRegistry, ctx: Context, webhook: bool = Fals
     if not webhook:
         return
 
-    @kopf.on.mutate("", "v1", "pods", operation="CREATE", id="inject", registry=registry,
+    @kopf.on.mutate("", "v1", "pods", operations={"CREATE"}, id="inject", registry=registry,
                     labels={INJECT_LABEL: "true"}, ignore_failures=True, side_effects=False)
     def inject(body: Any, patch: kopf.Patch, namespace: str | None, **_: Any) -> None:
         ns = namespace or body.get("metadata", {}).get("namespace") or "default"

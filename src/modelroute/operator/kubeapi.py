@@ -138,4 +138,9 @@ class KubeAPI:
         body = {"apiVersion": "v1", "kind": "ConfigMap",
                 "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
                 "data": {k: v for k, v in data.items() if v is not None}}
-        await self.request("POST", f"/api/v1/namespaces/{namespace}/configmaps", body)
+        try:
+            await self.request("POST", f"/api/v1/namespaces/{namespace}/configmaps", body)
+        except KubeError as exc:
+            if exc.status != 409:
+                raise
+            await self.request("PATCH", path, {"data": dict(data)}, "application/merge-patch+json")  # created meanwhile

@@ -123,7 +123,8 @@ def build_registry(ctx: Context, api: KubeAPI, opts: Options) -> kopf.OperatorRe
     return registry
 
 
-async def run(opts: Options, stop: asyncio.Event | None = None) -> None:
+async def run(opts: Options, stop: Any = None) -> None:
+    """Run until ``stop`` (an asyncio/threading Event or Future, as kopf accepts) is set."""
     api = KubeAPI()
     writer = StatusWriter(api)
     state = ControlState(on_dirty=writer.mark)
