@@ -19,6 +19,7 @@ import sys
 import time
 from typing import Any, Callable
 
+from modelroute import _json
 from modelroute.policy import ModelSpec, Pricing
 from modelroute.providers.anthropic_openai import AnthropicToOpenAI
 from modelroute.providers.openai_anthropic import OpenAIToAnthropic
@@ -75,13 +76,13 @@ STREAM = [("content_block_delta", {"type": "content_block_delta", "index": 0, "d
 def openai_to_anthropic() -> bytes:
     t = OpenAIToAnthropic(MODEL)
     t.request(OPENAI_REQUEST)
-    return json.dumps(t.response(ANTHROPIC_ANSWER)).encode()
+    return _json.dumps(t.response(ANTHROPIC_ANSWER))
 
 
 def anthropic_to_openai() -> bytes:
     t = AnthropicToOpenAI()
     t.request(ANTHROPIC_REQUEST)
-    return json.dumps(t.response(OPENAI_ANSWER)).encode()
+    return _json.dumps(t.response(OPENAI_ANSWER))
 
 
 def stream_event() -> Callable[[], Any]:
@@ -89,7 +90,7 @@ def stream_event() -> Callable[[], Any]:
     t.request({**OPENAI_REQUEST, "stream": True})
     t.event("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})
     name, data = STREAM[0]
-    return lambda: [json.dumps(p, separators=(",", ":")).encode() for _, p in t.event(name, data)]
+    return lambda: [_json.dumps(p) for _, p in t.event(name, data)]
 
 
 def per_call_us(fn: Callable[[], Any], number: int, repeat: int) -> float:

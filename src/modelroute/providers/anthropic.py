@@ -14,11 +14,11 @@ take it. The provider sets ``x-api-key`` (from the key source, never the client'
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any, AsyncIterator, Mapping
 
 import aiohttp
 
+from modelroute import _json as json
 from modelroute.policy import ModelSpec
 from modelroute.providers.anthropic_errors import stream_error, upstream_error
 from modelroute.providers.base import ChunkStream, Completion, ErrorKind, Provider, ProviderError, Usage
@@ -153,7 +153,7 @@ class _EventStream(ChunkStream):
     def _json(self, data: bytes) -> dict[str, Any]:
         try:
             event = json.loads(data)
-        except (ValueError, UnicodeDecodeError):
+        except ValueError:
             event = None
         if not isinstance(event, dict):
             raise ProviderError(ErrorKind.PROTOCOL, f"{self._where[0]}/{self._where[1]}: an event is not a JSON object")
@@ -179,7 +179,7 @@ class TranslatedStream(_EventStream):
             self.dropped = tuple(t.dropped)
         if t.finished:
             self._done, self.usage = True, t.usage
-        return [json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode() for _, payload in events]
+        return [json.dumps(payload) for _, payload in events]
 
 
 class NativeStream(_EventStream):

@@ -22,9 +22,9 @@ them). Streams: OpenAI chunks -> ``message_start``, ``ping``, ``content_block_*`
 
 from __future__ import annotations
 
-import json
 from typing import Any, Mapping
 
+from modelroute import _json
 from modelroute.providers.base import Usage
 from modelroute.providers.translate import Event, TranslationError, Translator, obj
 
@@ -172,7 +172,7 @@ class AnthropicToOpenAI(Translator):
             if kind == "text":
                 texts.append(str(block.get("text") or ""))
             elif kind == "tool_use":
-                args = json.dumps(block.get("input") or {}, ensure_ascii=False, separators=(",", ":"))
+                args = _json.dumps(block.get("input") or {}).decode()
                 calls.append({"id": str(block.get("id") or ""), "type": "function",
                               "function": {"name": str(block.get("name") or ""), "arguments": args}})
             elif kind in ("thinking", "redacted_thinking"):
@@ -264,7 +264,7 @@ class AnthropicToOpenAI(Translator):
 
     def _arguments(self, raw: Any) -> dict[str, Any]:
         try:
-            value = json.loads(raw) if isinstance(raw, str) and raw.strip() else {}
+            value = _json.loads(raw) if isinstance(raw, str) and raw.strip() else {}
         except ValueError:
             value = None
         if not isinstance(value, dict):

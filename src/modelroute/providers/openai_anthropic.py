@@ -15,11 +15,11 @@ this module turns the Messages answer, whole or as its SSE events, into OpenAI's
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from modelroute import _json
 from modelroute.policy import ModelSpec
 from modelroute.providers.openai_anthropic_request import RequestMapper
 from modelroute.providers.anthropic_errors import stream_error
@@ -241,7 +241,7 @@ class OpenAIToAnthropic(Translator):
             return [self._chunk({"thinking_blocks": [full]})]
         if block.kind == "json" and self._mapper.json_wrapped:
             try:
-                value = json.loads(block.text) if block.text else {}
+                value = _json.loads(block.text) if block.text else {}
             except ValueError:
                 value = {}
             return [self._chunk({"content": self._mapper.json_answer(value)})]
@@ -249,5 +249,5 @@ class OpenAIToAnthropic(Translator):
 
 
 def _tool_call(block: Mapping[str, Any]) -> dict[str, Any]:
-    arguments = json.dumps(block.get("input") if block.get("input") is not None else {}, ensure_ascii=False, separators=(",", ":"))
+    arguments = _json.dumps(block.get("input") if block.get("input") is not None else {}).decode()
     return {"id": block.get("id", ""), "type": "function", "function": {"name": block.get("name", ""), "arguments": arguments}}

@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from typing import Any, Callable, Mapping
 
+from modelroute import _json
 from modelroute.policy import ModelSpec
 from modelroute.providers.translate import TranslationError, obj
 
@@ -80,7 +80,7 @@ class RequestMapper:
         """The answer text for the JSON-answer tool's input."""
         if self.json_wrapped and isinstance(value, dict):
             value = value.get("value")
-        return json.dumps(value if value is not None else {}, ensure_ascii=False, separators=(",", ":"))
+        return _json.dumps(value if value is not None else {}).decode()
 
     # -- messages --------------------------------------------------------------------------
     def _messages(self, messages: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -189,7 +189,7 @@ class RequestMapper:
         fn = obj(call.get("function"))
         args = fn.get("arguments")
         try:
-            value = json.loads(args) if isinstance(args, str) and args.strip() else {}
+            value = _json.loads(args) if isinstance(args, str) and args.strip() else {}
         except ValueError:
             value = None
         if not isinstance(value, dict):

@@ -18,7 +18,6 @@ with the sidecar's estimate.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -26,6 +25,7 @@ from typing import Any, AsyncIterator, Mapping
 
 from aiohttp import web
 
+from modelroute import _json as json
 from modelroute.policy import ModelSpec
 from modelroute.providers import ChunkStream, Completion, ErrorKind, Provider, ProviderError
 from modelroute.providers.anthropic import AnthropicProvider
@@ -48,7 +48,7 @@ _FORWARDED = ("anthropic-beta",)
 def error_response(exc: ClientError, headers: Mapping[str, str] | None = None) -> web.Response:
     """A ClientError in Anthropic's error format."""
     body = anthropic_error_body(exc.status, exc.message, error_type_for(exc.status))
-    return web.Response(status=exc.status, body=json.dumps(body).encode(), content_type="application/json",
+    return web.Response(status=exc.status, body=json.dumps(body), content_type="application/json",
                         headers={**(headers or {}), **exc.headers})
 
 
@@ -137,7 +137,7 @@ async def _complete(ex: Exchange, body: Mapping[str, Any], translator: Anthropic
     ex.served, ex.usage, ex.dropped = outcome.model, answer.completion.usage, answer.completion.dropped
     headers = {**ex.response_headers(with_cost=True), "request-id": ex.request_id}
     ex.settle("ok")
-    raw = answer.completion.raw if answer.completion.raw is not None else json.dumps(answer.message).encode()
+    raw = answer.completion.raw if answer.completion.raw is not None else json.dumps(answer.message)
     return web.Response(body=raw, content_type="application/json", headers=headers)
 
 
@@ -163,9 +163,9 @@ class _Frames:
             return
         async for chunk in self.stream:
             for name, data in t.event(None, json.loads(chunk)):
-                yield encode(json.dumps(data, separators=(",", ":")).encode(), name)
+                yield encode(json.dumps(data), name)
         for name, data in t.end():
-            yield encode(json.dumps(data, separators=(",", ":")).encode(), name)
+            yield encode(json.dumps(data), name)
 
 
 async def _open(ex: Exchange, body: Mapping[str, Any], provider: Provider, spec: ModelSpec, timeout: float,
@@ -205,7 +205,7 @@ def _error_event(exc: ProviderError) -> bytes:
     else:
         kind = "overloaded_error" if exc.status == 529 else "api_error"
     body = anthropic_error_body(500, "the upstream stream failed: " + exc.kind.value, kind)
-    return encode(json.dumps(body).encode(), "error")
+    return encode(json.dumps(body), "error")
 
 
 async def _stream(request: web.Request, ex: Exchange, body: Mapping[str, Any], translator: AnthropicToOpenAI) -> web.StreamResponse:
