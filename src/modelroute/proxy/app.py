@@ -9,7 +9,7 @@ import aiohttp
 from aiohttp import web
 
 from modelroute.policy import CompiledPolicy
-from modelroute.proxy import chat, endpoints, messages
+from modelroute.proxy import chat, endpoints, feedback, messages
 from modelroute.proxy.breaker import Breakers
 from modelroute.proxy.errors import ClientError, NotFound, error_response
 from modelroute.proxy.hooks import Hooks, RequestHook
@@ -48,7 +48,7 @@ def _runtime_factory(services: Services) -> Callable[[CompiledPolicy], Runtime]:
     def build(policy: CompiledPolicy) -> Runtime:
         assert services.session is not None
         providers = build_providers(policy, services.session, services.settings.keys)
-        router = Router(policy, ProxyModelClient(policy, providers))
+        router = Router(policy, ProxyModelClient(policy, providers, services.tracer))
         return Runtime(policy=policy, router=router, providers=providers)
 
     return build
@@ -70,7 +70,7 @@ async def _session_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def default_hooks() -> list[RequestHook]:
     """The hooks every sidecar runs; each does nothing for a policy without its spec section."""
-    return []
+    return [feedback.MeasurementHook()]
 
 
 def build_app(holder: PolicyHolder, settings: Settings | None = None, background: Iterable[Background] = ()) -> web.Application:
@@ -90,6 +90,7 @@ def build_app(holder: PolicyHolder, settings: Settings | None = None, background
     app.router.add_post("/v1/messages", messages.handle)  # Anthropic clients: errors in their format
     app.router.add_post("/v1/messages/count_tokens", messages.count_tokens)
     app.router.add_get("/v1/models", _ready(endpoints.models))
+    app.router.add_post("/v1/feedback", _ready(feedback.handle))
     app.router.add_get("/healthz", endpoints.healthz)
     app.router.add_get("/readyz", endpoints.readyz)
     app.router.add_get("/metrics", endpoints.metrics)

@@ -1,0 +1,63 @@
+"""The quality monitor's settings, read from a compiled policy's ``quality`` section (with defaults)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from modelroute.quality.heuristics import REFUSAL_PHRASES
+
+DEFAULT_JUDGE_PROMPT = (
+    "You grade an AI assistant's answer.\n\nQuestion:\n{question}\n\nAnswer:\n{answer}\n\n"
+    "How well does the answer address the question? Reply with only a number from 0 (useless or wrong) "
+    "to 1 (fully correct and helpful)."
+)
+COMPARE_PROMPT = (
+    "Two AI assistants answered the same question.\n\nQuestion:\n{question}\n\nAnswer A:\n{a}\n\nAnswer B:\n{b}\n\n"
+    "Which answer is better? Reply with only A, B or TIE."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeConfig:
+    model: str
+    sample_rate: float
+    prompt: str = DEFAULT_JUDGE_PROMPT
+    max_tokens: int = 16
+    timeout_seconds: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class QualityConfig:
+    refusal_phrases: tuple[str, ...] = REFUSAL_PHRASES
+    judge: JudgeConfig | None = None
+    regret_rate: float = 0.0
+    regret_per_minute: int = 10
+    feedback_ttl: float = 3600.0
+    queue_size: int = 256
+    workers: int = 2
+
+    @property
+    def background(self) -> bool:
+        """Whether any answer may need a background job (a judge or a regret re-run)."""
+        return self.judge is not None and (self.judge.sample_rate > 0 or self.regret_rate > 0)
+
+
+def quality_config(extensions: Mapping[str, Any]) -> QualityConfig:
+    q: Mapping[str, Any] = extensions.get("quality") or {}
+    judge = None
+    if "judge" in q:
+        j = q["judge"]
+        judge = JudgeConfig(model=str(j["model"]), sample_rate=float(j["sampleRate"]), prompt=str(j.get("prompt", DEFAULT_JUDGE_PROMPT)),
+                            max_tokens=int(j.get("maxTokens", 16)), timeout_seconds=float(j.get("timeoutSeconds", 30.0)))
+    regret = q.get("regret") or {}
+    extra = tuple(str(p).lower() for p in q.get("refusalPhrases", []))
+    return QualityConfig(
+        refusal_phrases=REFUSAL_PHRASES + extra,
+        judge=judge,
+        regret_rate=float(regret.get("sampleRate", 0.0)),
+        regret_per_minute=int(regret.get("maxPerMinute", 10)),
+        feedback_ttl=float((q.get("feedback") or {}).get("ttlSeconds", 3600.0)),
+        queue_size=int(q.get("queueSize", 256)),
+        workers=int(q.get("workers", 2)),
+    )

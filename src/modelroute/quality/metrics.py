@@ -1,0 +1,103 @@
+"""Prometheus metrics of the quality monitor, feedback and experiments (on the sidecar's registry).
+
+Label sets, and why they stay bounded:
+
+- quality signals (checks, judge scores, feedback) carry ``policy, route, model, experiment, arm``.
+  ``experiment`` and ``arm`` are empty outside experiments, and a route belongs to at most one
+  experiment, so they add series only on experiment routes (arms x models of that route).
+- per-arm traffic (``modelroute_arm_*``) carries ``policy, experiment, arm`` only: the core
+  request metrics keep their ``policy, route, model`` set, and arms are compared here.
+- ``*_squares_total`` counters hold the sum of squared observations next to a histogram's
+  ``_sum`` and ``_count``, so ``modelroute report`` computes exact variances (confidence intervals).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+QUALITY_LABELS = ["policy", "route", "model", "experiment", "arm"]
+ARM_LABELS = ["policy", "experiment", "arm"]
+SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class Moments:
+    """A histogram and the sum of squares of what it observed."""
+
+    __slots__ = ("hist", "squares")
+
+    def __init__(self, name: str, doc: str, labels: list[str], buckets: tuple[float, ...], registry: CollectorRegistry) -> None:
+        self.hist = Histogram(name, doc, labels, buckets=buckets, registry=registry)
+        self.squares = Counter(name + "_squares", doc + " Sum of squared values (for variances).", labels, registry=registry)
+
+    def observe(self, labels: tuple[str, ...], value: float) -> None:
+        self.hist.labels(*labels).observe(value)
+        self.squares.labels(*labels).inc(value * value)
+
+
+class MeasureMetrics:
+    """Every metric of the quality monitor, feedback and experiments."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        r = registry
+        self.checks = Counter("modelroute_quality_checks", "Heuristic checks on answers, by check and result (pass, fail).",
+                              [*QUALITY_LABELS, "check", "result"], registry=r)
+        self.answers = Counter("modelroute_quality_answers", "Answers checked; result pass when every heuristic check passed.",
+                               [*QUALITY_LABELS, "result"], registry=r)
+        self.judge = Moments("modelroute_judge_score", "Judge scores of sampled answers, 0..1.", QUALITY_LABELS, SCORE_BUCKETS, r)
+        self.feedback = Moments("modelroute_feedback_score", "Feedback scores, 0..1 (thumbs up 1, down 0).", QUALITY_LABELS,
+                                SCORE_BUCKETS, r)
+        self.feedback_kinds = Counter("modelroute_feedback", "Feedback received, by kind (score, up, down).",
+                                      [*QUALITY_LABELS, "kind"], registry=r)
+        self.jobs = Counter("modelroute_quality_jobs", "Background quality jobs by kind (judge, regret) and result "
+                            "(ok, error, dropped_queue_full, dropped_rate_limited).", ["policy", "kind", "result"], registry=r)
+        self.quality_cost = Counter("modelroute_quality_cost_usd", "USD spent on monitoring (judge calls, regret re-runs), apart "
+                                    "from the traffic's cost.", ["policy", "kind", "model"], registry=r)
+        self.regret = Counter("modelroute_regret_samples", "Regret samples: result baseline_better (regret) or routed_ok.",
+                              ["policy", "route", "model", "result"], registry=r)
+        self.regret_saved = Counter("modelroute_regret_saved_usd", "USD saved on the regret samples (baseline re-run cost minus "
+                                    "the routed answer's cost).", ["policy", "route", "model"], registry=r)
+        self.arm_requests = Counter("modelroute_arm_requests", "Requests of experiment arms, by outcome.", [*ARM_LABELS, "status"],
+                                    registry=r)
+        self.arm_cost = Counter("modelroute_arm_cost_usd", "USD paid, per experiment arm.", ARM_LABELS, registry=r)
+        self.arm_cost_squares = Counter("modelroute_arm_cost_usd_squares", "Sum of squared per-request cost, per arm.",
+                                        ARM_LABELS, registry=r)
+        self.arm_baseline_cost = Counter("modelroute_arm_baseline_cost_usd", "Baseline cost of the same tokens, per arm.",
+                                         ARM_LABELS, registry=r)
+        self.arm_latency = Moments("modelroute_arm_request_duration_seconds", "Time from request to the end of the answer, per arm.",
+                                   ARM_LABELS, LATENCY_BUCKETS, r)
+
+    def record_arm(self, labels: tuple[str, str, str], status: str, cost: float, baseline: float, seconds: float) -> None:
+        self.arm_requests.labels(*labels, status).inc()
+        self.arm_cost.labels(*labels).inc(cost)
+        self.arm_cost_squares.labels(*labels).inc(cost * cost)
+        self.arm_baseline_cost.labels(*labels).inc(baseline)
+        self.arm_latency.observe(labels, seconds)
+
+    def record_checks(self, labels: tuple[str, ...], results: list[tuple[str, bool]]) -> bool:
+        ok = True
+        for check, passed in results:
+            self.checks.labels(*labels, check, "pass" if passed else "fail").inc()
+            ok = ok and passed
+        self.answers.labels(*labels, "pass" if ok else "fail").inc()
+        return ok
+
+
+def names() -> list[str]:
+    """Metric family names these metrics export (for dashboards and their test)."""
+    registry = CollectorRegistry()
+    MeasureMetrics(registry)
+    out: list[str] = []
+    for family in registry.collect():
+        out.extend(sample_names(family))
+    return out
+
+
+def sample_names(family: Any) -> list[str]:
+    if family.type == "histogram":
+        return [family.name + s for s in ("_bucket", "_sum", "_count")]
+    if family.type == "counter":
+        return [family.name + "_total"]
+    return [family.name]
