@@ -70,7 +70,9 @@ async def _session_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def default_hooks() -> list[RequestHook]:
     """The hooks every sidecar runs; each does nothing for a policy without its spec section."""
-    return [feedback.MeasurementHook()]
+    from modelroute.spend import SpendHook  # imports proxy.errors: imported here, not at the top, to avoid a cycle
+
+    return [SpendHook(), feedback.MeasurementHook()]
 
 
 def build_app(holder: PolicyHolder, settings: Settings | None = None, background: Iterable[Background] = ()) -> web.Application:

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any, Mapping
 
 from aiohttp import web
+from opentelemetry import trace
 
 from modelroute.policy import ModelSpec
 from modelroute.providers import ChunkStream, Completion, ErrorKind, Provider, ProviderError
@@ -52,7 +53,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
     ex = Exchange(services, services.holder.current, "chat", lower_headers(request))
     try:
         ex.view = build_view(body, ex.incoming_headers)
-        ex.decision = await decide(ex.runtime, ex.view)
+        with trace.use_span(ex.span, end_on_exit=False):  # strategies' model calls become its children
+            ex.decision = await decide(ex.runtime, ex.view)
         if services.hooks.items:
             await services.hooks.admit(ex)
         if ex.view.stream:
