@@ -156,3 +156,68 @@ async def test_count_tokens(claude: anthropic.AsyncAnthropic, fake_anthropic: Fa
     raw = await claude.messages.with_raw_response.count_tokens(model="gpt-4o", messages=messages)
     assert raw.headers["x-modelroute-model"] == "gpt-4o" and raw.headers["x-modelroute-estimate"] == "true"
     assert (await raw.parse()).input_tokens > 0
+
+
+async def test_cascade_reviews_a_native_answer_and_escalates(make_sidecar: Any, fake_openai: FakeOpenAI,
+                                                             fake_anthropic: FakeAnthropic) -> None:
+    from tests.providers.conftest import mixed_policy
+
+    doc = mixed_policy(fake_openai.base_url, fake_anthropic.base_url)
+    doc["spec"]["strategies"] = {"claude-first": {"type": "cascade", "chain": ["claude-sonnet", "gpt-4o"], "checks": {"minLength": 400}}}
+    doc["spec"]["routes"] = [{"name": "cascade", "strategy": "claude-first"}]
+    make_sidecar.environ["TEST_ANTHROPIC_KEY"] = ANTHROPIC_KEY
+    sidecar = await make_sidecar(doc)
+    async with anthropic.AsyncAnthropic(base_url=sidecar.url, api_key=APP_KEY, max_retries=0) as client:
+        raw = await client.messages.with_raw_response.create(model="auto", max_tokens=100, messages=[{"role": "user", "content": "hi"}])
+    message = await raw.parse()
+    assert raw.headers["x-modelroute-model"] == "gpt-4o"
+    assert message.content[0].type == "text" and message.content[0].text.startswith("[gpt-4o]")
+    chain = sidecar.request_spans()[-1].attributes["modelroute.fallback_chain"]
+    assert chain[0].startswith("claude-sonnet:rejected(") and chain[1] == "gpt-4o:ok"
+    assert len(fake_anthropic.calls()) == 1
+
+
+class _Recorder:
+    """A request hook: refuses on a header, asks for streamed answers, records settled exchanges."""
+
+    def __init__(self) -> None:
+        self.seen: list[Any] = []
+
+    async def admit(self, ex: Any) -> None:
+        from modelroute.proxy.errors import ClientError
+
+        if ex.incoming_headers.get("x-refuse"):
+            raise ClientError("refused by a hook", status=429, code="budget_exceeded", type="budget_exceeded")
+        ex.collect_answer = True
+
+    def skip(self, ex: Any, model: str) -> str | None:
+        return None
+
+    def settled(self, ex: Any) -> None:
+        self.seen.append(ex)
+
+
+async def test_hooks_admit_and_see_the_answer_in_openai_shape(make_sidecar: Any, fake_openai: FakeOpenAI,
+                                                              fake_anthropic: FakeAnthropic) -> None:
+    from tests.providers.conftest import mixed_policy
+
+    hook = _Recorder()
+    make_sidecar.environ["TEST_ANTHROPIC_KEY"] = ANTHROPIC_KEY
+    sidecar = await make_sidecar(mixed_policy(fake_openai.base_url, fake_anthropic.base_url), hooks=(hook,))
+    texts = []
+    async with anthropic.AsyncAnthropic(base_url=sidecar.url, api_key=APP_KEY, max_retries=0) as client:
+        for headers in (NATIVE, TO_OPENAI):
+            message = await client.messages.create(model="auto", max_tokens=50, messages=[{"role": "user", "content": "a b c"}],
+                                                   extra_headers=headers)
+            texts.append(message.content[0].text if message.content[0].type == "text" else "")
+            async with client.messages.stream(model="auto", max_tokens=50, messages=[{"role": "user", "content": "a b c"}],
+                                              extra_headers=headers) as stream:
+                texts.append(await stream.get_final_text())
+        with pytest.raises(anthropic.RateLimitError) as refused:
+            await client.messages.create(model="auto", max_tokens=50, messages=[{"role": "user", "content": "x"}],
+                                         extra_headers={"x-refuse": "1"})
+    assert refused.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
+    answers = [ex.answer for ex in hook.seen[:4]]
+    assert [a["choices"][0]["message"]["content"] for a in answers] == texts
+    assert all(a["choices"][0]["finish_reason"] == "stop" and a["usage"]["completion_tokens"] > 0 for a in answers)
+    assert len(hook.seen) == 5 and hook.seen[4].status == "error"

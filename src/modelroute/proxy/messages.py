@@ -24,6 +24,7 @@ from decimal import Decimal
 from typing import Any, AsyncIterator, Mapping
 
 from aiohttp import web
+from opentelemetry import trace
 
 from modelroute import _json as json
 from modelroute.policy import ModelSpec
@@ -37,6 +38,7 @@ from modelroute.proxy.attempts import attempt_each
 from modelroute.proxy.chat import decide
 from modelroute.proxy.errors import BadRequest, ClientError
 from modelroute.proxy.exchange import Exchange
+from modelroute.proxy.hooks import AnswerBuilder
 from modelroute.proxy.ingress import lower_headers, read_json
 from modelroute.proxy.state import SERVICES
 from modelroute.routing import AUTO, Review, build_view
@@ -94,7 +96,10 @@ async def handle(request: web.Request) -> web.StreamResponse:
     ex = Exchange(services, services.holder.current, "chat", lower_headers(request))
     try:
         ex.view = build_view(openai_body, ex.incoming_headers, api="anthropic")
-        ex.decision = await decide(ex.runtime, ex.view)
+        with trace.use_span(ex.span, end_on_exit=False):  # strategies' model calls become its children
+            ex.decision = await decide(ex.runtime, ex.view)
+        if services.hooks.items:
+            await services.hooks.admit(ex)
         if body.get("stream"):
             return await _stream(request, ex, body, translator)
         return await _complete(ex, body, translator)
@@ -135,6 +140,8 @@ async def _complete(ex: Exchange, body: Mapping[str, Any], translator: Anthropic
     outcome = await attempt_each(ex, call, usage_of=lambda a: a.completion.usage, review=review if decision.reviewer else None)
     answer = outcome.result
     ex.served, ex.usage, ex.dropped = outcome.model, answer.completion.usage, answer.completion.dropped
+    if ex.services.hooks.items:  # hooks read the answer in OpenAI's shape
+        ex.answer = answer.openai or OpenAIToAnthropic(ex.policy.models[outcome.model]).response(answer.message)
     headers = {**ex.response_headers(with_cost=True), "request-id": ex.request_id}
     ex.settle("ok")
     raw = answer.completion.raw if answer.completion.raw is not None else json.dumps(answer.message)
@@ -143,11 +150,16 @@ async def _complete(ex: Exchange, body: Mapping[str, Any], translator: Anthropic
 
 class _Frames:
     """The client's SSE frames from one attempt's stream: native frames as they are, or OpenAI
-    chunks translated to Messages events by a translator of this attempt's own."""
+    chunks translated to Messages events by a translator of this attempt's own. With a
+    ``builder`` the answer is also reassembled in OpenAI's shape for the hooks (native events are
+    read through ``reader``)."""
 
-    def __init__(self, stream: ChunkStream, translator: AnthropicToOpenAI | None, dropped: tuple[str, ...]) -> None:
+    def __init__(self, stream: ChunkStream, translator: AnthropicToOpenAI | None, dropped: tuple[str, ...],
+                 builder: AnswerBuilder | None = None, reader: OpenAIToAnthropic | None = None) -> None:
         self.stream = stream
         self.translator = translator
+        self.builder = builder
+        self._reader = reader
         self._dropped = dropped
 
     @property
@@ -159,13 +171,25 @@ class _Frames:
         t = self.translator
         if t is None:
             async for frame in self.stream:
+                if self.builder is not None:
+                    self._read_native(frame)
                 yield frame
             return
         async for chunk in self.stream:
-            for name, data in t.event(None, json.loads(chunk)):
-                yield encode(json.dumps(data), name)
-        for name, data in t.end():
-            yield encode(json.dumps(data), name)
+            data = json.loads(chunk)
+            if self.builder is not None:
+                self.builder.add(data)
+            for name, event in t.event(None, data):
+                yield encode(json.dumps(event), name)
+        for name, event in t.end():
+            yield encode(json.dumps(event), name)
+
+    def _read_native(self, frame: bytes) -> None:
+        assert self.builder is not None and self._reader is not None
+        head, _, data = frame.partition(b"\ndata: ")
+        name = head[7:].decode() if head.startswith(b"event: ") else None
+        for _, chunk in self._reader.event(name, json.loads(data)):
+            self.builder.add(chunk)
 
 
 async def _open(ex: Exchange, body: Mapping[str, Any], provider: Provider, spec: ModelSpec, timeout: float,
@@ -176,12 +200,13 @@ async def _open(ex: Exchange, body: Mapping[str, Any], provider: Provider, spec:
     stream: ChunkStream | None = None
     try:
         async with asyncio.timeout(timeout):
+            builder = AnswerBuilder() if ex.collect_answer else None
             if isinstance(provider, AnthropicProvider):
                 stream = await provider.messages_stream(body, spec, timeout=timeout, idle_timeout=idle, headers=_forwarded(ex, headers))
-                frames = _Frames(stream, None, ())
+                frames = _Frames(stream, None, (), builder, OpenAIToAnthropic(spec) if builder is not None else None)
             else:
                 stream = await provider.chat_stream(ex.view.body, spec, timeout=timeout, idle_timeout=idle, headers=headers)
-                frames = _Frames(stream, AnthropicToOpenAI(), dropped)
+                frames = _Frames(stream, AnthropicToOpenAI(), dropped, builder)
             iterator = frames.__aiter__()
             first = await iterator.__anext__()
     except TimeoutError:
@@ -241,6 +266,8 @@ async def _stream(request: web.Request, ex: Exchange, body: Mapping[str, Any], t
         ex.usage = frames.stream.usage
         ex.attempts[-1].usage = frames.stream.usage
         ex.dropped = frames.dropped
+        if frames.builder is not None:
+            ex.answer = frames.builder.body()
         await frames.stream.aclose()
         ex.settle(status, error_type)
     await resp.write_eof()
