@@ -107,3 +107,16 @@ async def test_embeddings_are_served_by_the_named_model(client: openai.AsyncOpen
     assert len(result.data) == 2 and len(result.data[0].embedding) == 8
     assert raw.headers["x-modelroute-model"] == "gpt-4o-mini"
     assert Decimal(raw.headers["x-modelroute-cost-usd"]) > 0
+
+
+async def test_upstream_model_id_is_sent_to_the_provider(make_sidecar: object, fake_openai: FakeOpenAI) -> None:
+    from tests.support import quickstart
+
+    doc = quickstart(fake_openai.base_url)
+    doc["spec"]["models"][0]["upstreamModel"] = "gpt-4o-mini-2024-07-18"
+    sidecar = await make_sidecar(doc)  # type: ignore[operator]
+    async with openai.AsyncOpenAI(base_url=sidecar.base_url, api_key=APP_KEY, max_retries=0) as client:
+        raw = await client.chat.completions.with_raw_response.create(model="auto", messages=HELLO)
+    assert fake_openai.calls()[-1].body["model"] == "gpt-4o-mini-2024-07-18"
+    assert raw.headers["x-modelroute-model"] == "gpt-4o-mini"  # the registry name
+    assert sidecar.request_spans()[-1].attributes["gen_ai.response.model"] == "gpt-4o-mini-2024-07-18"
