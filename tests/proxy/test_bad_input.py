@@ -84,3 +84,18 @@ async def test_health_and_readiness(sidecar: Sidecar) -> None:
         async with http.get(sidecar.url + "/readyz") as resp:
             body = await resp.json()
     assert body == {"status": "ready", "policy": "quickstart", "version": sidecar.holder.current.policy.version}
+
+
+async def test_chunked_body_over_the_limit_is_413(make_sidecar: SidecarFactory, fake_openai: FakeOpenAI) -> None:
+    sidecar = await make_sidecar(quickstart(fake_openai.base_url), max_body_bytes=1000)
+
+    async def body():  # type: ignore[no-untyped-def]
+        yield b'{"model": "auto", "messages": [{"role": "user", "content": "'
+        for _ in range(10):
+            yield b"x" * 200
+        yield b'"}]}'
+
+    async with aiohttp.ClientSession() as http:
+        async with http.post(sidecar.url + "/v1/chat/completions", data=body(), headers={"Content-Type": "application/json"}) as resp:
+            payload = await resp.json()
+    assert resp.status == 413 and payload["error"]["code"] == "request_too_large"

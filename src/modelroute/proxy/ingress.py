@@ -14,13 +14,12 @@ async def read_json(request: web.Request, limit: int) -> dict[str, Any]:
     """The request body as a JSON object; 413 over ``limit`` bytes, 400 when it is not JSON."""
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"the request body is larger than the limit of {limit} bytes", code="request_too_large")
-    chunks, size = [], 0
-    async for chunk in request.content.iter_chunked(1 << 16):
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"the request body is larger than the limit of {limit} bytes", code="request_too_large")
-        chunks.append(chunk)
-    raw = b"".join(chunks)
+    try:
+        raw = await request.read()  # the app's client_max_size is the limit
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge(f"the request body is larger than the limit of {limit} bytes", code="request_too_large") from None
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"the request body is larger than the limit of {limit} bytes", code="request_too_large")
     if not raw:
         raise BadRequest("the request body is empty; expected a JSON object", code="invalid_json")
     try:
