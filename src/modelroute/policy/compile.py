@@ -28,6 +28,7 @@ from modelroute.policy.model import (
 )
 from modelroute.policy.schema import API_VERSION, EXTENSIONS, KIND, SPEC
 from modelroute.policy.validate import validate_spec
+from modelroute.policy.validate_spend import route_extensions
 
 
 def split_document(doc: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
@@ -79,7 +80,7 @@ def compile_spec(name: str, spec: Mapping[str, Any], base_dir: str | None = None
         circuit_breaker=_breaker(spec.get("circuitBreaker", {})),
         telemetry=Telemetry(record_prompts=bool(spec.get("telemetry", {}).get("recordPrompts", False))),
         strategies={k: _resolve_paths(dict(v), base_dir) for k, v in spec.get("strategies", {}).items()},
-        extensions={k: v for k, v in spec.items() if k not in known},
+        extensions={**{k: v for k, v in spec.items() if k not in known}, **route_extensions(spec)},
     )
 
 

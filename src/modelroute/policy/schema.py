@@ -128,6 +128,12 @@ ROUTE = _obj(
         "model": {"type": "string", "description": "Registry model serving this route."},
         "strategy": {"type": "string", "description": "Name of a spec.strategies entry that picks the model."},
         "fallbacks": {"type": "array", "items": {"type": "string"}, "description": "Fallback chain for this route, replacing spec.fallbacks."},
+        "batch": {
+            "type": "string",
+            "enum": ["preferred"],
+            "description": "preferred: requests marked x-modelroute-deadline (24h or more) are sent to the provider's batch API "
+                           "at its discount and answered 202 with a handle (GET /v1/modelroute/deferred/{id}); others are served in real time.",
+        },
     },
     ["name"],
     "A route: the first route whose match and when both hold serves the request.",
@@ -200,16 +206,70 @@ SPEC: dict[str, Any] = _obj(
     "A routing policy: the model registry and how requests are routed among its models.",
 )
 
+BUDGET = _obj(
+    {
+        "name": {**_NAME, "description": "Budget name, reported in errors, metrics and GET /v1/budgets."},
+        "scope": {
+            "anyOf": [
+                {"type": "string", "enum": ["policy"]},
+                _obj({"header": {"type": "string", "minLength": 1, "description": "Request header naming the spender, e.g. x-team."}}, ["header"]),
+            ],
+            "description": "policy: one budget for every request of the policy; {header: NAME}: one budget per value of that "
+                           "header (requests without it are not subject to this budget).",
+        },
+        "window": {"type": "string", "enum": ["hour", "day", "week", "month"],
+                   "description": "Calendar window in UTC (weeks start on Monday); spend starts from zero in each."},
+        "limitUSD": {"type": "number", "exclusiveMinimum": 0, "description": "USD per window, never exceeded: requests reserve their worst-case cost first."},
+        "onExceed": {
+            "anyOf": [
+                {"type": "string", "enum": ["reject"]},
+                _obj({"downgradeTo": {"type": "string", "description": "Registry model (with its fallbacks) serving instead."}}, ["downgradeTo"]),
+            ],
+            "description": "When a request's worst-case cost does not fit: reject (429 budget_exceeded, the default) or {downgradeTo: model}.",
+        },
+    },
+    ["name", "window", "limitUSD"],
+    "A spend limit per calendar window.",
+)
+
+BUDGET_STORE = _obj(
+    {
+        "redis": _obj(
+            {
+                "url": {"type": "string", "pattern": r"^rediss?://", "description": "redis:// or rediss:// URL shared by every sidecar of the policy."},
+                "keyPrefix": {"type": "string", "minLength": 1, "description": "Prefix of the budget keys (default modelroute)."},
+                "timeoutMs": {"type": "number", "exclusiveMinimum": 0, "description": "Connect and command timeout (default 250)."},
+            },
+            ["url"],
+            "Budgets shared across replicas: reservations are atomic in Redis.",
+        ),
+        "onUnavailable": {"type": "string", "enum": ["failOpen", "failClosed"],
+                          "description": "When Redis is unreachable: failOpen keeps accounts per sidecar (flagged in metrics); failClosed (default) answers 503."},
+    },
+    desc="Where budgets are kept; without it each sidecar keeps its own.",
+)
+
 #: Sections of the spec owned by later layers (experiments, budgets, quality...). Each registers its
 #: schema here so validation stays strict about typos everywhere else.
-EXTENSIONS: dict[str, dict[str, Any]] = {}
+EXTENSIONS: dict[str, dict[str, Any]] = {
+    "budgets": {"type": "array", "items": BUDGET, "description": "Spend limits; see docs/spend-control.md."},
+    "budgetStore": BUDGET_STORE,
+}
+
+
+_MERGED: dict[tuple[tuple[str, int], ...], dict[str, Any]] = {}
 
 
 def spec_schema() -> dict[str, Any]:
-    """The spec schema including registered extension sections."""
+    """The spec schema including registered extension sections (the same object while they are unchanged)."""
     if not EXTENSIONS:
         return SPEC
-    return {**SPEC, "properties": {**SPEC["properties"], **EXTENSIONS}}
+    stamp = tuple((k, id(v)) for k, v in EXTENSIONS.items())
+    merged = _MERGED.get(stamp)
+    if merged is None:
+        _MERGED.clear()
+        merged = _MERGED[stamp] = {**SPEC, "properties": {**SPEC["properties"], **EXTENSIONS}}
+    return merged
 
 
 def resource_schema() -> dict[str, Any]:

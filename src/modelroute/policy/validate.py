@@ -14,6 +14,7 @@ import jsonschema
 
 from modelroute.policy.errors import Problem
 from modelroute.policy.schema import spec_schema
+from modelroute.policy.validate_spend import spend_problems
 from modelroute.policy.validate_measure import measure_problems
 
 #: The only variable a CEL `when` expression may read.
@@ -96,6 +97,7 @@ def _semantic_problems(spec: Mapping[str, Any], root: str) -> Iterator[Problem]:
     for i, name in enumerate(spec.get("pinnedModels", [])):
         if name != "*":
             yield from known(name, f"{root}.pinnedModels[{i}]")
+    yield from spend_problems(spec, root)
     yield from measure_problems(spec, root)
 
 

@@ -9,7 +9,7 @@ import aiohttp
 from aiohttp import web
 
 from modelroute.policy import CompiledPolicy
-from modelroute.proxy import chat, endpoints, feedback, messages
+from modelroute.proxy import chat, endpoints, feedback, messages, spend_endpoints
 from modelroute.proxy.breaker import Breakers
 from modelroute.proxy.errors import ClientError, NotFound, error_response
 from modelroute.proxy.hooks import Hooks, RequestHook
@@ -70,9 +70,10 @@ async def _session_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def default_hooks() -> list[RequestHook]:
     """The hooks every sidecar runs; each does nothing for a policy without its spec section."""
-    from modelroute.spend import SpendHook  # imports proxy.errors: imported here, not at the top, to avoid a cycle
+    from modelroute.batch.deferred import BatchService  # spend and batch import the proxy package: not at the top
+    from modelroute.spend import SpendHook
 
-    return [SpendHook(), feedback.MeasurementHook()]
+    return [SpendHook(), BatchService(), feedback.MeasurementHook()]
 
 
 def build_app(holder: PolicyHolder, settings: Settings | None = None, background: Iterable[Background] = ()) -> web.Application:
@@ -96,6 +97,7 @@ def build_app(holder: PolicyHolder, settings: Settings | None = None, background
     app.router.add_get("/healthz", endpoints.healthz)
     app.router.add_get("/readyz", endpoints.readyz)
     app.router.add_get("/metrics", endpoints.metrics)
+    spend_endpoints.register(app)  # /v1/budgets, /v1/files, /v1/batches, /v1/modelroute/deferred
     return app
 
 

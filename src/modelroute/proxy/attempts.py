@@ -4,7 +4,8 @@ A candidate is skipped while its circuit breaker is open. A retryable failure (c
 timeout, 429, 5xx, context length, auth) moves on to the next candidate; a client error (the
 request itself is wrong) is returned to the client at once. No attempt starts after the overall
 deadline, and each attempt gets the smaller of its model's timeout and the time left. When every
-candidate fails, :func:`all_failed` builds the answer: 429 (all rate limited, with retry-after),
+candidate fails, :func:`all_failed` builds the answer: 429 (all rate limited upstream or by the
+sidecar's own rpm/tpm buckets, with retry-after),
 503 (all cooling down), 504 (timed out) or 502, naming the models tried.
 """
 
@@ -51,7 +52,7 @@ async def attempt_each(
             continue
         held = ex.services.hooks.skip(ex, name) if ex.services.hooks.items else None
         if held:
-            ex.attempts.append(Attempt(name, "skipped", held))
+            ex.attempts.append(Attempt(name, "skipped", held, retry_after=getattr(held, "retry_after", None)))
             continue
         remaining = ex.deadline - time.monotonic()
         if remaining <= 0:
@@ -119,21 +120,26 @@ def _count_failure(ex: Exchange, name: str, exc: ProviderError) -> None:
         breakers.failure(name, config, exc.kind.value)
 
 
+#: Skip reasons of the sidecar's own rate limits (modelroute.spend.buckets).
+_LOCAL_LIMITS = ("local_rpm_limit", "local_tpm_limit")
+_RATE_LIMITED = ("rate_limited", "cooling_down", *_LOCAL_LIMITS)
+
+
 def all_failed(attempts: list[Attempt]) -> ClientError:
     """The error answer when no candidate served the request."""
     tried = [a for a in attempts if a.outcome != "skipped"]
     summary = ", ".join(f"{a.model} ({a.reason})" for a in attempts) or "none"
     if not attempts:
         return UpstreamFailure("no model can serve this request", status=503, code="no_candidates")
+    if all(a.reason in _RATE_LIMITED for a in attempts) and (tried or any(a.reason in _LOCAL_LIMITS for a in attempts)):
+        waits = [a.retry_after for a in attempts if a.retry_after]
+        retry = str(max(1, math.ceil(min(waits)))) if waits else "1"
+        return UpstreamFailure(f"every model is rate limited: {summary}", status=429, type="rate_limit_error",
+                               code="rate_limit_exceeded", headers={"retry-after": retry})
     if not tried:
         waits = [a.retry_after for a in attempts if a.retry_after]
         headers = {"retry-after": str(math.ceil(min(waits)))} if waits else {}
         return UpstreamFailure(f"every model is cooling down: {summary}", status=503, code="models_unavailable", headers=headers)
-    if all(a.reason in ("rate_limited", "cooling_down") for a in attempts):
-        waits = [a.retry_after for a in attempts if a.retry_after]
-        retry = str(math.ceil(min(waits))) if waits else "1"
-        return UpstreamFailure(f"every model is rate limited: {summary}", status=429, type="rate_limit_error",
-                               code="rate_limit_exceeded", headers={"retry-after": retry})
     if attempts[-1].reason in ("timeout", "deadline"):
         return UpstreamFailure(f"the models timed out: {summary}", status=504, type="timeout_error", code="upstream_timeout")
     return UpstreamFailure(f"every model failed: {summary}", status=502, code="upstream_failed")

@@ -1,0 +1,5 @@
+"""Batch API routing: files and batches passed through to OpenAI-compatible providers with every line
+routed by the policy (:mod:`.routing`), one provider batch per model (:mod:`.service`, :mod:`.upstream`),
+batch pricing at ``pricing.batchDiscount`` recorded once, and deferred real-time requests
+(:mod:`.deferred`). HTTP handlers: :mod:`.endpoints`.
+"""

@@ -1,0 +1,13 @@
+"""Spend control: rate-limit-aware overflow, budgets reserved before dispatch, shared budget stores.
+
+:class:`SpendHook` is the sidecar's request hook (see :mod:`modelroute.proxy.hooks`); the rest are
+its parts: token buckets (:mod:`.buckets`), worst-case estimates (:mod:`.estimate`), calendar
+windows (:mod:`.windows`), stores (:mod:`.store` local, :mod:`.redis_store` shared), the ledger
+that picks keys and stores (:mod:`.ledger`), and metrics (:mod:`.metrics`). Errors: :mod:`.errors`.
+"""
+
+from __future__ import annotations
+
+from modelroute.spend.hook import SpendHook
+
+__all__ = ["SpendHook"]

@@ -1,0 +1,234 @@
+"""The spend-control request hook: rate-limit overflow, budget reservations, settlement.
+
+- ``admit``: reserve the request's worst-case cost against every budget that applies, before any
+  provider is called. When a budget cannot cover it: first drop fallbacks the budget cannot cover
+  (the chosen model still serves), else downgrade (``onExceed.downgradeTo``: the decision becomes
+  that model's chain, filtered by the router's ``eligible``), else reject (429 budget_exceeded).
+- ``skip``: before each attempt, take a request and its estimated tokens from the model's rpm/tpm
+  buckets, or pass over the model with the reason (shown in ``modelroute.fallback_chain``).
+- ``settled``: give back unused bucket tokens from the real usage, and settle the reservation with
+  the real cost (``ex.cost()``), whether the answer succeeded, failed or streamed.
+
+One instance per sidecar app; its state (buckets, local budgets) outlives policy reloads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Mapping
+
+from modelroute.policy import CompiledPolicy
+from modelroute.routing import Decision, Skip
+from modelroute.spend.buckets import RPM_REASON, RateLimiter
+from modelroute.spend.config import ConfigCache, SpendConfig, from_nano, to_nano
+from modelroute.spend.errors import BudgetExceeded
+from modelroute.spend.estimate import chain_worst_case, rate_tokens, worst_case_nano
+from modelroute.spend.ledger import Ledger
+from modelroute.spend.metrics import SpendMetrics
+from modelroute.spend.store import BudgetKey, BudgetStore, LocalStore, Reservation, ReserveResult
+
+if TYPE_CHECKING:
+    from modelroute.proxy.exchange import Exchange
+    from modelroute.proxy.state import Services
+
+log = logging.getLogger("modelroute.spend")
+
+#: A reservation lapses (in Redis) this long after the request's deadline, if never settled.
+RESERVATION_GRACE_SECONDS = 600.0
+
+
+@dataclass(slots=True)
+class _Open:
+    """What one request holds: a reservation, and tokens taken from rate buckets."""
+
+    keys: tuple[BudgetKey, ...] = ()
+    reservation: Reservation | None = None
+    store: BudgetStore | None = None
+    taken: list[tuple[str, int]] = field(default_factory=list)
+
+
+class SpendHook:
+    def __init__(self) -> None:
+        self.configs = ConfigCache()
+        self.limiter = RateLimiter()
+        self.ledger = Ledger()
+        self.metrics: SpendMetrics | None = None
+        self._open: dict[str, _Open] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def bind(self, services: Services) -> SpendMetrics:
+        if self.metrics is None:
+            self.metrics = self.ledger.metrics = SpendMetrics(services.metrics.registry)
+        return self.metrics
+
+    # -- admission ---------------------------------------------------------------------------
+
+    async def admit(self, ex: Exchange) -> None:
+        cfg = self.configs.get(ex.policy)
+        if not cfg.budgets or ex.view is None or ex.decision is None:
+            return
+        keys = self.ledger.keys(cfg, ex.policy.name, ex.incoming_headers)
+        if not keys:
+            return
+        self.bind(ex.services)
+        state = self._open.setdefault(ex.request_id, _Open())
+        state.keys = keys
+        ttl = float(ex.policy.timeouts.request_seconds) + RESERVATION_GRACE_SECONDS
+        decision, tried = ex.decision, {ex.decision.model}
+        while True:
+            result, decision = await self._reserve(ex, cfg, keys, decision, ttl)
+            if result.reservation is not None:
+                state.reservation, state.store = result.reservation, result.reservation.store
+                downgraded = decision.model != ex.decision.model
+                self._count(ex, keys, "downgraded" if downgraded else "reserved", result)
+                if downgraded and ex.span.is_recording():
+                    ex.span.set_attribute("modelroute.budget.downgraded_to", str(decision.model))
+                ex.decision = decision
+                return
+            assert result.failed is not None
+            budget = result.failed.budget
+            target = budget.downgrade_to
+            if target is not None and target not in tried:
+                tried.add(target)
+                candidates, skipped = ex.runtime.router.eligible(ex.view, ex.policy.chain(target))
+                if candidates:
+                    decision = dataclasses.replace(decision, candidates=candidates, skipped=skipped, reviewer=None,
+                                                   reason=f"budget {budget.name} exceeded: downgraded to {target}")
+                    continue
+            self._count(ex, (result.failed,), "rejected", result)
+            raise self._exceeded(result)
+
+    async def _reserve(self, ex: Exchange, cfg: SpendConfig, keys: tuple[BudgetKey, ...], decision: Decision,
+                       ttl: float) -> tuple[ReserveResult, Decision]:
+        """Reserve for ``decision``; when refused, retry once without the fallbacks that do not fit."""
+        assert ex.view is not None
+        costs = {m: worst_case_nano(ex.view, cfg.prices[m]) for m in decision.candidates}
+        deciding = to_nano(decision.cost_usd) if decision.cost_usd else 0
+        reviewed = decision.reviewer is not None
+        amount = chain_worst_case(costs.values(), reviewed=reviewed) + deciding
+        result = await self.ledger.reserve(cfg, keys, amount, ttl)
+        if result.reservation is not None or reviewed:
+            return result, decision
+        fit = tuple(m for m in decision.candidates if costs[m] + deciding <= result.headroom)
+        if not fit or fit[0] != decision.candidates[0] or len(fit) == len(decision.candidates):
+            return result, decision
+        assert result.failed is not None
+        dropped = tuple(Skip(m, f"budget {result.failed.budget.name} cannot cover it") for m in decision.candidates if m not in fit)
+        trimmed = dataclasses.replace(decision, candidates=fit, skipped=decision.skipped + dropped)
+        retry = await self.ledger.reserve(cfg, keys, max(costs[m] for m in fit) + deciding, ttl)
+        return (retry, trimmed) if retry.reservation is not None else (result, decision)
+
+    def _exceeded(self, result: ReserveResult) -> BudgetExceeded:
+        key = result.failed
+        assert key is not None
+        left = from_nano(max(0, result.headroom))
+        wait = max(1, math.ceil(key.window_end.timestamp() - time.time()))
+        return BudgetExceeded(
+            key.budget.name,
+            f"budget {key.budget.name!r} ({key.window}, limit USD {key.budget.limit_usd}) cannot cover this request: "
+            f"USD {left} left, less than its worst-case cost",
+            retry_after=wait,
+        )
+
+    def _count(self, ex: Exchange, keys: tuple[BudgetKey, ...], result: str, reserved: ReserveResult) -> None:
+        metrics = self.bind(ex.services)
+        for key in keys:
+            metrics.decisions.labels(ex.policy.name, key.budget.name, result).inc()
+        if reserved.reservation is not None:
+            metrics.levels(ex.policy.name, keys, reserved.levels)
+
+    # -- overflow ----------------------------------------------------------------------------
+
+    def skip(self, ex: Exchange, model: str) -> str | None:
+        limits = ex.policy.models[model].limits
+        if limits.rpm is None and limits.tpm is None:
+            return None
+        tokens = rate_tokens(ex.view) if ex.view is not None else 0
+        reason = self.limiter.take(model, limits, tokens)
+        if reason is not None:
+            self.bind(ex.services).rate_skips.labels(model, "rpm" if reason == RPM_REASON else "tpm").inc()
+            return reason
+        state = self._open.get(ex.request_id)
+        if state is None:
+            state = self._open[ex.request_id] = _Open()
+        state.taken.append((model, tokens))
+        return None
+
+    # -- settlement --------------------------------------------------------------------------
+
+    def settled(self, ex: Exchange) -> None:
+        state = self._open.pop(ex.request_id, None)
+        if state is not None and state.taken:
+            self._correct_tokens(ex, state)
+        keys = state.keys if state is not None else ()
+        if not keys:  # not admitted (an API whose handler has no admission): count the spend all the same
+            cfg = self.configs.get(ex.policy)
+            if not cfg.budgets:
+                return
+            keys = self.ledger.keys(cfg, ex.policy.name, ex.incoming_headers)
+            if not keys:
+                return
+            store = self.ledger.store_for(cfg)
+        else:
+            store = state.store if state is not None and state.store is not None else self.ledger.local
+        reservation = state.reservation if state is not None else None
+        actual = to_nano(ex.cost())
+        if reservation is None and actual == 0:
+            return
+        self._settle(ex.services, ex.policy.name, keys, reservation, actual, store)
+
+    def record(self, services: Services, policy: CompiledPolicy, headers: Mapping[str, str], usd: Decimal) -> None:
+        """Count spend made outside a request's admission (a batch's output, read later) against its budgets."""
+        cfg = self.configs.get(policy)
+        keys = self.ledger.keys(cfg, policy.name, headers) if cfg.budgets else ()
+        if keys and usd > 0:
+            self._settle(services, policy.name, keys, None, to_nano(usd), self.ledger.store_for(cfg))
+
+    def _settle(self, services: Services, policy: str, keys: tuple[BudgetKey, ...], reservation: Reservation | None,
+                actual: int, store: BudgetStore) -> None:
+        metrics = self.bind(services)
+        for key in keys:
+            if actual:
+                metrics.settled.labels(policy, key.budget.name).inc(float(from_nano(actual)))
+        if isinstance(store, LocalStore):  # synchronous: the budget is free again at once
+            metrics.levels(policy, keys, store.settle_now(keys, reservation, actual))
+            return
+
+        async def run() -> None:
+            levels = await self.ledger.settle(keys, reservation, actual, store)
+            metrics.levels(policy, keys, levels)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("settling a budget reservation failed", exc_info=task.exception())
+
+    def _correct_tokens(self, ex: Exchange, state: _Open) -> None:
+        """Replace each attempt's estimated tokens by its real usage (none: give them back)."""
+        attempts = [a for a in ex.attempts if a.outcome != "skipped" or a.reason == "deadline"]
+        for model, estimate in state.taken:
+            for i, attempt in enumerate(attempts):
+                if attempt.model == model:
+                    used = attempt.usage.input_tokens + attempt.usage.output_tokens if attempt.usage else 0
+                    self.limiter.correct(model, used - estimate)
+                    del attempts[i]
+                    break
+
+    async def drain(self) -> None:
+        """Wait for settlements in flight (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def close(self) -> None:
+        await self.drain()
+        await self.ledger.close()
