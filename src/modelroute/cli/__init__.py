@@ -12,7 +12,7 @@ import sys
 from typing import Sequence
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ["serve", "validate", "demo", "sidecar", "operator", "crds", "calibrate"]
+COMMANDS = ["serve", "validate", "test", "explain", "replay", "report", "demo", "sidecar", "operator", "crds", "calibrate"]
 
 
 def build_parser() -> argparse.ArgumentParser:
