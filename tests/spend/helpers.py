@@ -34,4 +34,4 @@ async def chat(http: aiohttp.ClientSession, sidecar: Sidecar, content: str = "hi
                **body: Any) -> tuple[int, dict[str, str], dict[str, Any]]:
     payload = {"model": "auto", "messages": [{"role": "user", "content": content}], **body}
     async with http.post(sidecar.base_url + "/chat/completions", json=payload, headers=headers or {}) as resp:
-        return resp.status, dict(resp.headers), await resp.json()
+        return resp.status, {k.lower(): v for k, v in resp.headers.items()}, await resp.json()

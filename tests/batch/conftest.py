@@ -1,0 +1,17 @@
+"""Fixtures for batch routing: a fake OpenAI provider with the Files and Batch APIs."""
+
+from __future__ import annotations
+
+from typing import AsyncIterator
+
+import pytest
+
+from modelroute.testing.fake_openai_batch import FakeOpenAIBatch
+
+
+@pytest.fixture
+async def fake_batch() -> AsyncIterator[FakeOpenAIBatch]:
+    fake = FakeOpenAIBatch()
+    await fake.start()
+    yield fake
+    await fake.close()
