@@ -16,7 +16,7 @@ from tests.spend.helpers import budgets
 from tests.support import APP_KEY, PROVIDER_KEY, SidecarFactory
 
 M = Decimal(1_000_000)
-PRICES = {"gpt-4o-mini": (Decimal("0.15"), Decimal("0.60")), "gpt-4o": (Decimal("2.5"), Decimal("10"))}
+PRICES = {"gpt-4o-mini": (Decimal("0.15"), Decimal("0.60")), "gpt-4o": (Decimal("2.5"), Decimal(10))}
 
 
 async def test_batch_lines_are_routed_priced_at_the_discount_and_recorded_once(make_sidecar: SidecarFactory,
@@ -76,6 +76,5 @@ async def test_bad_files_and_unknown_ids(make_sidecar: SidecarFactory, fake_batc
 
 
 async def _metrics(url: str) -> str:
-    async with aiohttp.ClientSession() as http:
-        async with http.get(url + "/metrics") as resp:
-            return await resp.text()
+    async with aiohttp.ClientSession() as http, http.get(url + "/metrics") as resp:
+        return await resp.text()

@@ -12,10 +12,9 @@ import socket
 import subprocess
 import tempfile
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
 
 import pytest
-
 
 
 def free_port() -> int:

@@ -22,10 +22,9 @@ def budget_policy(base_url: str, budgets: list[dict[str, Any]], **overrides: Any
 
 
 async def budgets(sidecar: Sidecar) -> list[dict[str, Any]]:
-    async with aiohttp.ClientSession() as http:
-        async with http.get(sidecar.url + "/v1/budgets") as resp:
-            assert resp.status == 200
-            data: dict[str, Any] = await resp.json()
+    async with aiohttp.ClientSession() as http, http.get(sidecar.url + "/v1/budgets") as resp:
+        assert resp.status == 200
+        data: dict[str, Any] = await resp.json()
     rows: list[dict[str, Any]] = data["data"]
     return rows
 

@@ -4,7 +4,7 @@ reservations, and failOpen / failClosed when Redis is unreachable."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import aiohttp
@@ -19,7 +19,7 @@ from tests.support import SidecarFactory
 
 
 def key(name: str, limit_usd: float) -> BudgetKey:
-    end = datetime.now(timezone.utc) + timedelta(hours=1)
+    end = datetime.now(UTC) + timedelta(hours=1)
     return BudgetKey(Budget(name, "day", to_nano(limit_usd)), "", "day:test", end, f"t:{{p}}:{name}")
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -14,7 +14,7 @@ from modelroute.spend.ledger import Ledger
 
 
 def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=timezone.utc)
+    return datetime(*args, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("kind, now, start, end, label", [
@@ -58,7 +58,7 @@ def test_buckets_skip_when_empty_and_refill_over_a_minute() -> None:
     limits = Limits(rpm=2, tpm=1000)
     assert limiter.take("m", limits, 400) is None and limiter.take("m", limits, 400) is None
     skip = limiter.take("m", limits, 10)
-    assert skip == RPM_REASON and skip is not None and 29 < getattr(skip, "retry_after") <= 30  # 1 request per 30 s
+    assert skip == RPM_REASON and skip is not None and 29 < skip.retry_after <= 30  # 1 request per 30 s
     now[0] += 30
     skip = limiter.take("m", limits, 400)  # a request is back, but only 200 + 500 tokens
     assert skip is None

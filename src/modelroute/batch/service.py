@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any
 
 from modelroute.batch.routing import InputFile, Line, Unbatchable, jsonl
 from modelroute.batch.upstream import BatchAPI

@@ -8,7 +8,8 @@ error answers become a 502 ``batch_upstream_error`` naming the provider and stat
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import aiohttp
 

@@ -7,7 +7,8 @@ Pure like the rest of :mod:`modelroute.policy`; called from :func:`modelroute.po
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from modelroute.policy.errors import Problem
 

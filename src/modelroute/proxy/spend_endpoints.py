@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 
 
 def spend_hook(app: web.Application) -> SpendHook | None:
-    from modelroute.spend import SpendHook  # spend imports the proxy package: not at the top (a cycle)
+    # spend imports the proxy package: imported here, not at the top (a cycle)
+    from modelroute.spend import SpendHook
 
     for hook in app[SERVICES].hooks.items:
         if isinstance(hook, SpendHook):
@@ -53,7 +54,8 @@ async def _close(app: web.Application) -> None:
 
 
 def register(app: web.Application) -> None:
-    from modelroute.batch import endpoints as batch  # batch imports the proxy package: not at the top (a cycle)
+    # batch imports the proxy package: imported here, not at the top (a cycle)
+    from modelroute.batch import endpoints as batch
 
     app.router.add_get("/v1/budgets", budgets)
     batch.register(app)

@@ -13,7 +13,7 @@ State is per registry model and outlives policy reloads; changed limits apply at
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from modelroute.policy.model import Limits
 
@@ -27,14 +27,14 @@ class RateLimitSkip(str):
 
     retry_after: float
 
-    def __new__(cls, reason: str, retry_after: float) -> RateLimitSkip:
+    def __new__(cls, reason: str, retry_after: float) -> RateLimitSkip:  # noqa: PYI034
         obj = super().__new__(cls, reason)
         obj.retry_after = retry_after
         return obj
 
 
 class Bucket:
-    __slots__ = ("capacity", "rate", "level", "stamp")
+    __slots__ = ("capacity", "level", "rate", "stamp")
 
     def __init__(self, capacity: float, now: float) -> None:
         self.capacity = capacity

@@ -9,9 +9,10 @@ Prices are held in pico-USD per token (a registry price of USD 0.15 per 1M token
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
-from typing import Any, Mapping
+from typing import Any
 
 from modelroute.policy import CompiledPolicy
 
@@ -20,7 +21,7 @@ NANO = 10**9
 MAX_SCOPE_VALUE = 128
 
 
-def to_nano(usd: Decimal | float | int) -> int:
+def to_nano(usd: Decimal | float) -> int:
     """USD as integer nano-USD, rounded up (spend is never under-counted)."""
     return int((Decimal(str(usd)) * NANO).to_integral_value(rounding=ROUND_CEILING))
 

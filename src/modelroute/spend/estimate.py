@@ -12,7 +12,7 @@ largest worst case, or, when a cascade reviews answers (every candidate may be p
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from modelroute.routing import RequestView
 from modelroute.spend.config import Prices

@@ -19,9 +19,10 @@ import dataclasses
 import logging
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING
 
 from modelroute.policy import CompiledPolicy
 from modelroute.routing import Decision, Skip

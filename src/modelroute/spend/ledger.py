@@ -12,14 +12,22 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from datetime import datetime, timezone
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from modelroute.spend import windows
 from modelroute.spend.config import SpendConfig, StoreConfig, from_nano
 from modelroute.spend.errors import BudgetStoreDown, StoreUnavailable
 from modelroute.spend.metrics import SpendMetrics
-from modelroute.spend.store import BudgetKey, BudgetStore, Level, LocalStore, Reservation, ReserveResult
+from modelroute.spend.store import (
+    BudgetKey,
+    BudgetStore,
+    Level,
+    LocalStore,
+    Reservation,
+    ReserveResult,
+)
 
 log = logging.getLogger("modelroute.spend")
 
@@ -51,7 +59,7 @@ class Ledger:
         now = self.clock()
         cached = self._windows.get(kind)
         if cached is None or now >= cached[0]:
-            start, end = windows.bounds(kind, datetime.fromtimestamp(now, timezone.utc))
+            start, end = windows.bounds(kind, datetime.fromtimestamp(now, UTC))
             cached = self._windows[kind] = (end.timestamp(), end, windows.label(kind, start))
         return cached[1], cached[2]
 

@@ -7,14 +7,14 @@ talking to each other.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 WINDOWS = ("hour", "day", "week", "month")
 
 
 def bounds(window: str, now: datetime) -> tuple[datetime, datetime]:
     """(start, end) of the ``window`` containing ``now`` (an aware datetime), in UTC."""
-    now = now.astimezone(timezone.utc)
+    now = now.astimezone(UTC)
     if window == "hour":
         start = now.replace(minute=0, second=0, microsecond=0)
         return start, start + timedelta(hours=1)

@@ -20,7 +20,13 @@ from typing import Any
 
 from aiohttp import web
 
-from modelroute.testing.fake_openai import FakeOpenAI, _error, answer, completion_tokens, prompt_tokens
+from modelroute.testing.fake_openai import (
+    FakeOpenAI,
+    _error,
+    answer,
+    completion_tokens,
+    prompt_tokens,
+)
 
 
 @dataclass
@@ -59,7 +65,7 @@ class FakeOpenAIBatch(FakeOpenAI):
             return _error(401, "Incorrect API key provided.", "invalid_api_key", "invalid_request_error")
         form = await request.post()
         upload = form.get("file")
-        if upload is None or not hasattr(upload, "file"):
+        if not isinstance(upload, web.FileField):
             return _error(400, "file is required", "missing_required_parameter", "invalid_request_error")
         stored = StoredFile("file-" + uuid.uuid4().hex[:24], str(upload.filename), str(form.get("purpose", "")), upload.file.read())
         self.files[stored.id] = stored
