@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from modelroute.policy import CompiledPolicy
 from modelroute.routing import Decision, Skip
 from modelroute.spend.buckets import RPM_REASON, RateLimiter
-from modelroute.spend.config import ConfigCache, SpendConfig, from_nano, to_nano
+from modelroute.spend.config import NANO, ConfigCache, SpendConfig, from_nano, to_nano
 from modelroute.spend.errors import BudgetExceeded
 from modelroute.spend.estimate import chain_worst_case, rate_tokens, worst_case_nano
 from modelroute.spend.ledger import Ledger
@@ -140,7 +140,7 @@ class SpendHook:
     def _count(self, ex: Exchange, keys: tuple[BudgetKey, ...], result: str, reserved: ReserveResult) -> None:
         metrics = self.bind(ex.services)
         for key in keys:
-            metrics.decisions.labels(ex.policy.name, key.budget.name, result).inc()
+            metrics.decision(ex.policy.name, key.budget.name, result)
         if reserved.reservation is not None:
             metrics.levels(ex.policy.name, keys, reserved.levels)
 
@@ -194,9 +194,9 @@ class SpendHook:
     def _settle(self, services: Services, policy: str, keys: tuple[BudgetKey, ...], reservation: Reservation | None,
                 actual: int, store: BudgetStore) -> None:
         metrics = self.bind(services)
-        for key in keys:
-            if actual:
-                metrics.settled.labels(policy, key.budget.name).inc(float(from_nano(actual)))
+        if actual:
+            for key in keys:
+                metrics.spend(policy, key.budget.name, actual / NANO)
         if isinstance(store, LocalStore):  # synchronous: the budget is free again at once
             metrics.levels(policy, keys, store.settle_now(keys, reservation, actual))
             return

@@ -34,6 +34,8 @@ log = logging.getLogger("modelroute.spend")
 RETRY_SECONDS = 1.0
 #: Scope values remembered per budget window for ``GET /v1/budgets``.
 MAX_SEEN = 1000
+#: Budget keys kept built (a key is rebuilt when its window changes or after the cache was cleared).
+MAX_KEYS = 10_000
 
 
 def _safe(part: str) -> str:
@@ -52,6 +54,7 @@ class Ledger:
         self._down_until = 0.0
         self._windows: dict[str, tuple[float, datetime, str]] = {}  # kind -> (ends at, end, label)
         self.seen: dict[tuple[str, str, str], dict[str, BudgetKey]] = {}  # (policy, budget, window) -> scope -> key
+        self._keys: dict[tuple[str, str, str, str], BudgetKey] = {}  # (version, budget, window, scope) -> key
 
     # -- keys --------------------------------------------------------------------------------
 
@@ -70,13 +73,25 @@ class Ledger:
             if scope is None:
                 continue
             end, label = self._window(budget.window)
-            name = f"{cfg.store.key_prefix}:{{{_safe(policy)}}}:{_safe(budget.name)}:{label}:{_safe(scope) if scope else ''}"
-            key = BudgetKey(budget, scope, label, end, name)
-            seen = self.seen.setdefault((policy, budget.name, label), {})
-            if scope not in seen and len(seen) < MAX_SEEN:
-                seen[scope] = key
+            ident = (cfg.version, budget.name, label, scope)
+            key = self._keys.get(ident)
+            if key is None:
+                key = self._key(cfg, policy, scope, end, label, budget.name, ident)
             out.append(key)
         return tuple(out)
+
+    def _key(self, cfg: SpendConfig, policy: str, scope: str, end: datetime, label: str, budget: str,
+             ident: tuple[str, str, str, str]) -> BudgetKey:
+        spec = next(b for b in cfg.budgets if b.name == budget)
+        name = f"{cfg.store.key_prefix}:{{{_safe(policy)}}}:{_safe(budget)}:{label}:{_safe(scope) if scope else ''}"
+        key = BudgetKey(spec, scope, label, end, name)
+        if len(self._keys) >= MAX_KEYS:
+            self._keys.clear()
+        self._keys[ident] = key
+        seen = self.seen.setdefault((policy, budget, label), {})
+        if scope not in seen and len(seen) < MAX_SEEN:
+            seen[scope] = key
+        return key
 
     # -- stores ------------------------------------------------------------------------------
 

@@ -7,9 +7,11 @@ budget's scope header (empty for policy-wide budgets), exported for at most
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from modelroute.spend.config import from_nano
+from modelroute.spend.config import NANO
 from modelroute.spend.store import BudgetKey, Level
 
 MAX_SCOPES = 100
@@ -35,17 +37,40 @@ class SpendMetrics:
         self.rate_skips = Counter(
             "modelroute_rate_limit_skips", "Candidates skipped because the sidecar's rpm/tpm bucket for them was empty.", ["model", "limit"], registry=r
         )
-        self._scopes: dict[tuple[str, str], set[str]] = {}
+        self._series: dict[tuple[str, str, str], tuple[Any, Any, Any] | None] = {}
+        self._per_budget: dict[tuple[str, str], int] = {}
+        self._decisions: dict[tuple[str, str, str], Any] = {}
+
+    def spend(self, policy: str, budget: str, usd: float) -> None:
+        child = self._decisions.get((policy, budget, ""))
+        if child is None:
+            child = self._decisions[(policy, budget, "")] = self.settled.labels(policy, budget)
+        child.inc(usd)
+
+    def decision(self, policy: str, budget: str, result: str) -> None:
+        child = self._decisions.get((policy, budget, result))
+        if child is None:
+            child = self._decisions[(policy, budget, result)] = self.decisions.labels(policy, budget, result)
+        child.inc()
+
+    def _children(self, policy: str, key: BudgetKey) -> tuple[Any, Any, Any] | None:
+        """The gauges of one (policy, budget, scope), looked up once (labels() takes a lock)."""
+        ident = (policy, key.budget.name, key.scope)
+        if ident in self._series:
+            return self._series[ident]
+        count = self._per_budget.get(ident[:2], 0)
+        series = None
+        if count < MAX_SCOPES:
+            self._per_budget[ident[:2]] = count + 1
+            self.limit.labels(policy, key.budget.name).set(key.budget.limit_nano / NANO)
+            series = (self.spent.labels(*ident), self.reserved.labels(*ident), self.remaining.labels(*ident))
+        self._series[ident] = series
+        return series
 
     def levels(self, policy: str, keys: tuple[BudgetKey, ...], levels: list[Level]) -> None:
-        for key, level in zip(keys, levels):
-            seen = self._scopes.setdefault((policy, key.budget.name), set())
-            if key.scope not in seen:
-                if len(seen) >= MAX_SCOPES:
-                    continue
-                seen.add(key.scope)
-                self.limit.labels(policy, key.budget.name).set(float(key.budget.limit_usd))
-            labels = (policy, key.budget.name, key.scope)
-            self.spent.labels(*labels).set(float(from_nano(level.spent)))
-            self.reserved.labels(*labels).set(float(from_nano(level.reserved)))
-            self.remaining.labels(*labels).set(float(from_nano(key.limit - level.spent - level.reserved)))
+        for key, level in zip(keys, levels, strict=False):
+            series = self._children(policy, key)
+            if series is not None:
+                series[0].set(level.spent / NANO)
+                series[1].set(level.reserved / NANO)
+                series[2].set((key.budget.limit_nano - level.spent - level.reserved) / NANO)
