@@ -6,22 +6,29 @@ import asyncio
 import json
 import sys
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from decimal import Decimal
-from typing import Any, AsyncIterator
+from typing import Any
 
 import aiohttp
 import openai
 import pytest
 
 from modelroute.quality.hook import MeasurementHook
-from modelroute.report.stats import mean_estimate, proportion_estimate, proportions_p, significant, welch_p
+from modelroute.report.stats import (
+    mean_estimate,
+    proportion_estimate,
+    proportions_p,
+    significant,
+    welch_p,
+)
 from modelroute.testing.fake_openai import FakeOpenAI
 from tests.quality.fake_judge import FakeJudge, judged_policy
 from tests.support import APP_KEY, SidecarFactory
 
 EXPERIMENT = [{"name": "premium-mini", "key": {"header": "x-user-id"}, "appliesTo": ["premium"],
                "arms": [{"name": "control", "model": "gpt-4o"}, {"name": "candidate", "model": "gpt-4o-mini"}]}]
-GPT4O = (Decimal("2.5"), Decimal("10"))
+GPT4O = (Decimal("2.5"), Decimal(10))
 
 
 @pytest.fixture

@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from modelroute.policy import CompiledPolicy, PolicyError
-from modelroute.replay.offline import NoModelClient, OfflineModelCall, Outcome, decide_offline, expected_cost, expected_usage
+from modelroute.replay.offline import (
+    NoModelClient,
+    OfflineModelCall,
+    Outcome,
+    decide_offline,
+    expected_cost,
+    expected_usage,
+)
 from modelroute.routing import Router
 from modelroute.telemetry.cost import format_usd
 

@@ -6,7 +6,8 @@ Called from :func:`modelroute.policy.validate._semantic_problems` once the core 
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from modelroute.policy.errors import Problem
 

@@ -15,7 +15,8 @@ so a pass rate is over the answers a check could judge.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 CHECKS = ("empty", "truncated", "refusal", "json", "tool_args")
 

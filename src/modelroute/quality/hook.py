@@ -12,7 +12,8 @@ import asyncio
 import logging
 import random
 import time
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 
@@ -158,7 +159,9 @@ class MeasurementHook:
 
 def _client(ex: Exchange) -> ModelClient:
     """The narrow client for the judge, on the request's own runtime (its providers and session)."""
-    from modelroute.proxy.model_client import ProxyModelClient  # proxy imports this module: import late
+    from modelroute.proxy.model_client import (
+        ProxyModelClient,  # proxy imports this module: import late
+    )
 
     return ProxyModelClient(ex.policy, ex.runtime.providers)
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import html
-from typing import Sequence
+from collections.abc import Sequence
 
 from modelroute.replay.run import ReplayResult, fmt_share, fmt_usd
 

@@ -8,9 +8,10 @@ get a client that refuses: offline tools never touch the network.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any
 
 from modelroute.policy import CompiledPolicy
 from modelroute.providers.base import Usage

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from modelroute.policy import CompiledPolicy
 from modelroute.replay.run import ReplayResult, replay

@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 from modelroute.policy import CompiledPolicy
 from modelroute.providers.base import Usage

@@ -13,9 +13,10 @@ loader (:func:`modelroute.calibrate.data.load`); they replay as a user message h
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from modelroute.report.prom import Samples
-from modelroute.report.stats import Estimate, mean_estimate, proportion_estimate, proportions_p, significant, welch_p
+from modelroute.report.stats import (
+    Estimate,
+    mean_estimate,
+    proportion_estimate,
+    proportions_p,
+    significant,
+    welch_p,
+)
 
 
 @dataclass

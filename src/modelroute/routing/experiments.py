@@ -15,8 +15,9 @@ from __future__ import annotations
 import hashlib
 import random
 from bisect import bisect_right
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from modelroute.routing.request import RequestView
 
@@ -42,7 +43,7 @@ class Assignment:
 class Experiment:
     """One experiment, compiled: cumulative weights for a bisect per request."""
 
-    __slots__ = ("name", "key_header", "arms", "routes", "_bounds")
+    __slots__ = ("_bounds", "arms", "key_header", "name", "routes")
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.name = str(config["name"])
