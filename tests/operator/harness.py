@@ -29,10 +29,18 @@ RP = "/apis/modelroute.dev/v1alpha1/namespaces/{ns}/routingpolicies"
 PROVIDER_KEY = "sk-provider-secret-0123456789"
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free port on 127.0.0.1, never the same one twice in this process (many children start at once)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 async def wait_for(check: Any, timeout: float = 10.0, interval: float = 0.05, what: str = "condition") -> Any:
