@@ -15,7 +15,9 @@ so a pass rate is over the answers a check could judge.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+import re
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Any
 
 CHECKS = ("empty", "truncated", "refusal", "json", "tool_args")
@@ -57,12 +59,17 @@ def answer_parts(answer: Mapping[str, Any]) -> tuple[str, list[Mapping[str, Any]
     return str(content or ""), calls, choice.get("finish_reason")
 
 
+@lru_cache(maxsize=32)
+def _pattern(phrases: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(re.escape(p.lower()) for p in phrases))
+
+
 def is_refusal(text: str, phrases: Iterable[str] = REFUSAL_PHRASES) -> bool:
-    lowered = text.strip().lower().replace("\u2019", "'")
-    if not lowered:
+    stripped = text.strip()
+    if not stripped:
         return False
-    window = lowered if len(lowered) <= _SHORT else lowered[:_OPENING]
-    return any(p in window for p in phrases)
+    window = (stripped if len(stripped) <= _SHORT else stripped[:_OPENING]).lower().replace("\u2019", "'")
+    return _pattern(tuple(phrases)).search(window) is not None
 
 
 def _json_ok(text: str) -> bool:
@@ -86,14 +93,14 @@ def _args_ok(call: Mapping[str, Any]) -> bool:
 
 
 def run_checks(answer: Mapping[str, Any], response_format: str = "text",
-               phrases: Iterable[str] = REFUSAL_PHRASES) -> Iterator[tuple[str, bool]]:
+               phrases: Iterable[str] = REFUSAL_PHRASES) -> list[tuple[str, bool]]:
     """Every applicable check on ``answer`` and whether it passed."""
     text, calls, finish = answer_parts(answer)
-    yield "empty", bool(text.strip()) or bool(calls)
-    yield "truncated", finish != "length"
+    out = [("empty", bool(calls) or bool(text.strip())), ("truncated", finish != "length")]
     if text:
-        yield "refusal", not is_refusal(text, phrases)
-    if response_format in ("json_object", "json_schema") and not calls:
-        yield "json", _json_ok(text)
+        out.append(("refusal", not is_refusal(text, phrases)))
+    if not calls and response_format in ("json_object", "json_schema"):
+        out.append(("json", _json_ok(text)))
     if calls:
-        yield "tool_args", all(_args_ok(c) for c in calls)
+        out.append(("tool_args", all(_args_ok(c) for c in calls)))
+    return out

@@ -44,6 +44,7 @@ class MeasurementHook:
         self._registry: CollectorRegistry | None = None
         self._configs: dict[str, QualityConfig] = {}
         self._rng = random.Random(seed)
+        self._pending: list[tuple[Exchange, Served, QualityConfig]] = []
 
     # -- the hook interface ----------------------------------------------------------------------
 
@@ -70,7 +71,9 @@ class MeasurementHook:
             baseline = float(ex.baseline_cost()) if ex.usage is not None else 0.0
             metrics.record_arm((ex.policy.name, experiment, arm), ex.status, cost, baseline, seconds)
         if ex.answer is not None and ex.status == "ok":
-            asyncio.get_running_loop().call_soon(self._measure, ex, served, cfg)
+            if not self._pending:  # one callback measures every answer settled in this turn of the loop
+                asyncio.get_running_loop().call_soon(self._flush)
+            self._pending.append((ex, served, cfg))
 
     # -- settings and metrics -------------------------------------------------------------------
 
@@ -93,10 +96,15 @@ class MeasurementHook:
 
     # -- after the answer --------------------------------------------------------------------------
 
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        for ex, served, cfg in pending:
+            self._measure(ex, served, cfg)
+
     def _measure(self, ex: Exchange, served: Served, cfg: QualityConfig) -> None:
         try:
             assert ex.answer is not None and ex.view is not None and self._metrics is not None
-            results = list(run_checks(ex.answer, ex.view.response_format, cfg.refusal_phrases))
+            results = run_checks(ex.answer, ex.view.response_format, cfg.refusal_phrases)
             self._metrics.record_checks(served.labels(), results)
             if cfg.background:
                 self._sample(ex, served, cfg)

@@ -69,19 +69,30 @@ class MeasureMetrics:
         self.arm_latency = Moments("modelroute_arm_request_duration_seconds", "Time from request to the end of the answer, per arm.",
                                    ARM_LABELS, LATENCY_BUCKETS, r)
 
+        self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
+
+    def child(self, metric: Any, labels: tuple[str, ...]) -> Any:
+        """``metric.labels(*labels)``, looked up once (labels() takes a lock and hashes every call)."""
+        key = (metric, labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
+
     def record_arm(self, labels: tuple[str, str, str], status: str, cost: float, baseline: float, seconds: float) -> None:
-        self.arm_requests.labels(*labels, status).inc()
-        self.arm_cost.labels(*labels).inc(cost)
-        self.arm_cost_squares.labels(*labels).inc(cost * cost)
-        self.arm_baseline_cost.labels(*labels).inc(baseline)
-        self.arm_latency.observe(labels, seconds)
+        self.child(self.arm_requests, (*labels, status)).inc()
+        self.child(self.arm_cost, labels).inc(cost)
+        self.child(self.arm_cost_squares, labels).inc(cost * cost)
+        self.child(self.arm_baseline_cost, labels).inc(baseline)
+        self.child(self.arm_latency.hist, labels).observe(seconds)
+        self.child(self.arm_latency.squares, labels).inc(seconds * seconds)
 
     def record_checks(self, labels: tuple[str, ...], results: list[tuple[str, bool]]) -> bool:
         ok = True
         for check, passed in results:
-            self.checks.labels(*labels, check, "pass" if passed else "fail").inc()
+            self.child(self.checks, (*labels, check, "pass" if passed else "fail")).inc()
             ok = ok and passed
-        self.answers.labels(*labels, "pass" if ok else "fail").inc()
+        self.child(self.answers, (*labels, "pass" if ok else "fail")).inc()
         return ok
 
 
