@@ -1,7 +1,6 @@
 """Every query of the chart's Grafana dashboard uses only metrics (and labels) the sidecar exports.
 
-The exported names come from the sidecar's own registries (core metrics and the measurement
-metrics), so a renamed metric breaks this test rather than a dashboard panel in production.
+The exported names come from the sidecar's own registries (core, measurement and spend metrics), so a renamed metric breaks this test rather than a dashboard panel in production.
 """
 
 from __future__ import annotations
@@ -35,6 +34,12 @@ def exported() -> dict[str, set[str]]:
     registry = CollectorRegistry()
     Metrics(registry)
     MeasureMetrics(registry)
+    try:  # spend control's metrics (issue 7), when present
+        from modelroute.spend.metrics import SpendMetrics
+    except ImportError:
+        pass
+    else:
+        SpendMetrics(registry)
     out: dict[str, set[str]] = {}
     for collector in list(registry._collector_to_names):  # every registered metric, samples or not
         labels = set(getattr(collector, "_labelnames", ()))
