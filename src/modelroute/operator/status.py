@@ -34,7 +34,7 @@ def desired_status(state: ControlState, rec: PolicyRecord) -> dict[str, Any]:
     """The status a policy should have now (without transition times)."""
     stats = state.stats(rec.key)
     if rec.problems:
-        kept = f" Sidecars keep version {rec.compiled.version}." if rec.compiled else ""
+        kept = f". Sidecars keep version {rec.compiled.version}." if rec.compiled else ""
         accepted = _condition("Accepted", False, "Invalid", "; ".join(rec.problems) + kept, rec.generation)
     else:
         accepted = _condition("Accepted", True, "Valid", "validated and compiled", rec.generation)
