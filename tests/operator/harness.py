@@ -264,3 +264,9 @@ async def chat(session: aiohttp.ClientSession, sidecar: Process, headers: dict[s
     async with session.post(sidecar.url + "/v1/chat/completions", json=body, headers=headers or {},
                             timeout=aiohttp.ClientTimeout(total=10)) as r:
         return r.status, await r.json(content_type=None), dict(r.headers)
+
+
+async def served_by_sidecar(session: aiohttp.ClientSession, sidecar: Process, **headers: str) -> str | None:
+    """The model that answered a chat request through ``sidecar`` (or "HTTP <status>: <code>")."""
+    status, body, _ = await chat(session, sidecar, headers)
+    return body.get("model") if status == 200 else f"HTTP {status}: {body.get('error', {}).get('code')}"
