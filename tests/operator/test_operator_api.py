@@ -85,6 +85,8 @@ async def test_a_sidecar_authenticates_and_receives_only_its_pods_policy(cluster
     await cluster.apply(policy_doc("batch", BASE, default="gpt-4o", selector={"matchLabels": {"app": "batch"}}))
     web: Pod = await cluster.add_pod("web-1", {"app": "web"})
     batch: Pod = await cluster.add_pod("batch-1", {"app": "batch"})
+    for name in ("web", "batch"):
+        await wait_for(lambda name=name: _status_is(cluster, name, "observedGeneration", 1), 5, what=f"{name} handled")
     assert (await first_messages(operator, None))[0] == 401
     assert (await first_messages(operator, "forged"))[0] == 401
     status, (msg,) = await first_messages(operator, web.token)
@@ -111,6 +113,8 @@ async def test_two_policies_select_one_pod_priority_decides_and_both_say_so(clus
     await cluster.apply(policy_doc("premium", BASE, default="gpt-4o", priority=10, selector={"matchLabels": {"tier": "premium"}}))
     pod = await cluster.add_pod("vip", {"tier": "premium"})
     await cluster.add_pod("plain", {})
+    for name in ("catch-all", "premium"):
+        await wait_for(lambda name=name: _status_is(cluster, name, "observedGeneration", 1), 5, what=f"{name} handled")
     _, (msg,) = await first_messages(operator, pod.token)
     assert msg.name == "premium"
     loser = await wait_for(lambda: _status_is(cluster, "catch-all", "shadowedPods", ["vip (served by premium)"]), 5, what="shadowed")
@@ -123,6 +127,7 @@ async def test_two_policies_select_one_pod_priority_decides_and_both_say_so(clus
 async def test_restarted_operator_keeps_the_last_good_version_of_an_invalid_policy(cluster: Cluster, operator: Operator) -> None:
     await cluster.apply(policy_doc("p", BASE, default="gpt-4o"))
     pod = await cluster.add_pod("app", {})
+    await wait_for(lambda: _status_is(cluster, "p", "observedGeneration", 1), 5, what="p handled")
     _, (good,) = await first_messages(operator, pod.token)
     await wait_for(cluster.bootstrap_data, 5, what="bootstrap ConfigMap")
     await operator.close()

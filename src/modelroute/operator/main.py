@@ -96,7 +96,6 @@ def settings_for(opts: Options) -> kopf.OperatorSettings:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="modelroute.dev")
     settings.posting.level = logging.INFO
     settings.watching.reconnect_backoff = 0.5
-    settings.batching.batch_window = 0.02  # react to a change within 20 ms (default 100 ms)
     settings.networking.request_timeout = 30
     if opts.webhook_port:
         settings.admission.server = kopf.WebhookServer(
