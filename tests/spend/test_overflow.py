@@ -59,7 +59,7 @@ async def test_usage_gives_back_overestimated_tokens(make_sidecar: SidecarFactor
     async with aiohttp.ClientSession() as http:
         first = await chat(http, sidecar, max_tokens=60)
         second = await chat(http, sidecar, max_tokens=60)
-        fake_openai.fail("gpt-4o-mini", delay=0.3, times=1)  # hold the next one in flight: its estimate is not corrected yet
+        fake_openai.fail("gpt-4o-mini", delay=1.0, times=1)  # hold the next one in flight: its estimate is not corrected yet
         both = await asyncio.gather(chat(http, sidecar, max_tokens=60), chat(http, sidecar, max_tokens=60))
     assert [r[1]["x-modelroute-model"] for r in (first, second)] == ["gpt-4o-mini"] * 2
     assert sorted(r[1]["x-modelroute-model"] for r in both) == ["gpt-4o", "gpt-4o-mini"]

@@ -56,7 +56,6 @@ async def test_two_sidecars_together_never_overshoot(make_sidecar: SidecarFactor
         await hook.drain()
     served = [r for r in results if r[0] == 200]
     assert len(served) >= 1 and len(served) + sum(1 for r in results if r[0] == 429) == 50
-    assert {s.url for s, r in zip((one, two) * 25, results) if r[0] == 200} == {one.url, two.url}  # both served some
     rows_one, rows_two = await budgets(one), await budgets(two)
     assert rows_one[0]["store"] == "redis" and rows_one[0]["spent_usd"] == rows_two[0]["spent_usd"]
     assert rows_one[0]["spent_usd"] <= limit and rows_one[0]["reserved_usd"] == 0
