@@ -103,3 +103,18 @@ async def test_fifty_concurrent_requests_never_overshoot(make_sidecar: SidecarFa
 async def _metrics(url: str) -> str:
     async with aiohttp.ClientSession() as http, http.get(url + "/metrics") as resp:
         return await resp.text()
+
+
+async def test_anthropic_clients_are_admitted_too(make_sidecar: SidecarFactory, fake_openai: FakeOpenAI) -> None:
+    policy = budget_policy(fake_openai.base_url, [{"name": "tiny", "scope": "policy", "window": "day", "limitUSD": 0.0005}])
+    sidecar = await make_sidecar(policy)
+    body = {"model": "gpt-4o", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(sidecar.url + "/v1/messages", json=body, headers=PREMIUM) as resp:
+            refused = resp.status, await resp.text()
+        async with http.post(sidecar.url + "/v1/messages", json=body) as resp:
+            served = resp.status, resp.headers["x-modelroute-model"]
+    assert refused[0] == 429 and '"rate_limit_error"' in refused[1] and "budget 'tiny'" in refused[1]  # Anthropic's format
+    assert served == (200, "gpt-4o-mini") and [c.body["model"] for c in fake_openai.calls()] == ["gpt-4o-mini"]
+    [row] = await budgets(sidecar)
+    assert row["spent_usd"] > 0 and row["reserved_usd"] == 0

@@ -2,7 +2,8 @@
 
 A chat request is deferred when all of these hold: its route says ``batch: preferred``; the client
 opted in by sending ``x-modelroute-deadline`` (``24h``, ``36h``, ``2d``, ``90000s``...) no sooner than
-the provider's batch window (24h); it does not stream; and the model routing chose has a batch API.
+the provider's batch window (24h); it speaks the OpenAI API and does not stream; and the model
+routing chose has a batch API.
 It is then sent as a one-line provider batch and answered ``202`` with a handle; ``GET
 /v1/modelroute/deferred/{id}`` answers 202 while pending and 200 with the ``chat.completion`` once
 done. Every other request is served in real time, unchanged.
@@ -71,7 +72,7 @@ class BatchService:
 
     async def admit(self, ex: Exchange) -> None:
         header = ex.incoming_headers.get(DEADLINE_HEADER)
-        if header is None or ex.view is None or ex.decision is None or ex.view.stream:
+        if header is None or ex.view is None or ex.decision is None or ex.view.stream or ex.view.api != "openai":
             return
         preferred = ex.policy.extensions.get("routeBatch") or {}
         if preferred.get(ex.decision.route) != "preferred":

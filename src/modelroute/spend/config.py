@@ -79,7 +79,6 @@ class SpendConfig:
     store: StoreConfig = StoreConfig()
     batch_routes: frozenset[str] = frozenset()  # routes with batch: preferred
     prices: Mapping[str, Prices] = field(default_factory=dict)
-    limited: frozenset[str] = frozenset()  # models with registry rate limits
 
 
 def _budget(raw: Mapping[str, Any]) -> Budget:
@@ -111,14 +110,12 @@ def build(policy: CompiledPolicy) -> SpendConfig:
                      m.max_output_tokens, m.context_window)
         for name, m in policy.models.items()
     }
-    limited = frozenset(n for n, m in policy.models.items() if m.limits.rpm is not None or m.limits.tpm is not None)
     return SpendConfig(
         version=policy.version,
         budgets=tuple(_budget(b) for b in ext.get("budgets") or ()),
         store=_store(ext.get("budgetStore") or {}),
         batch_routes=frozenset(k for k, v in (ext.get("routeBatch") or {}).items() if v == "preferred"),
         prices=prices,
-        limited=limited,
     )
 
 
