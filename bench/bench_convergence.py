@@ -29,11 +29,19 @@ import aiohttp
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from modelroute.policy import compile_policy  # noqa: E402
-from modelroute.testing.fake_openai import FakeOpenAI  # noqa: E402
-from tests.operator.harness import Cluster, Process, chat, operator_process, policy_doc, sidecar_process, wait_for  # noqa: E402
+from modelroute.policy import compile_policy
+from modelroute.testing.fake_openai import FakeOpenAI
+from tests.operator.harness import (
+    Cluster,
+    Process,
+    chat,
+    operator_process,
+    policy_doc,
+    sidecar_process,
+    wait_for,
+)
 
-APPLIED = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO modelroute.subscription: policy \S+ version (\w+) applied", re.M)
+APPLIED = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO modelroute.subscription: policy \S+ version (\w+) applied", re.MULTILINE)
 
 
 def applied_at(proc: Process, version: str) -> float | None:
@@ -97,7 +105,7 @@ async def load(session: aiohttp.ClientSession, sidecars: list[Process], stop: as
                 results["ok"] += 1
             else:
                 results["failed"].append(f"{sc.port}: {status} {json.dumps(body)[:200]}")
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             results["failed"].append(f"{sc.port}: {exc!r}")
 
 

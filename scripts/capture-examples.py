@@ -25,9 +25,9 @@ import yaml
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from modelroute.testing.fake_anthropic import FakeAnthropic  # noqa: E402
-from modelroute.testing.fake_openai import FakeOpenAI  # noqa: E402
-from tests.operator.harness import Cluster, operator_process, sidecar_process, wait_for  # noqa: E402
+from modelroute.testing.fake_anthropic import FakeAnthropic
+from modelroute.testing.fake_openai import FakeOpenAI
+from tests.operator.harness import Cluster, operator_process, sidecar_process, wait_for
 
 KUBECTL = shutil.which("kubectl", path=os.path.join(ROOT, ".venv", "bin")) or "kubectl"
 COLUMNS = ("NAME:.metadata.name,DEFAULT:.spec.default,MODELS:.status.models,SYNCED:.status.synced,"

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import pytest
 
 pytest.importorskip("kopf")
 pytest.importorskip("kmock")
 
-from tests.operator.harness import Cluster  # noqa: E402
+from tests.operator.harness import Cluster
 
 
 @pytest.fixture

@@ -102,7 +102,7 @@ class Cluster:
         self.session = aiohttp.ClientSession()
         return self
 
-    async def __aexit__(self, *exc: Any) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         assert self._server is not None and self.session is not None
         await self.session.close()
         await self._server.__aexit__(*exc)
@@ -218,7 +218,7 @@ class Process:
             try:
                 async with aiohttp.ClientSession() as s, s.get(self.url + path, timeout=aiohttp.ClientTimeout(total=2)) as r:
                     return r.status == status
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 return False
 
         await wait_for(check, timeout, 0.1, f"{self.args[0]} on {self.url}{path}")

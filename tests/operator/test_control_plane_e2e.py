@@ -10,14 +10,22 @@ behaviour (pass-through for one sidecar, refusal for another).
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 
 from modelroute.policy import compile_policy
 from modelroute.testing.fake_openai import FakeOpenAI
-from tests.operator.harness import Cluster, Process, chat, operator_process, policy_doc, sidecar_process, wait_for
+from tests.operator.harness import (
+    Cluster,
+    Process,
+    chat,
+    operator_process,
+    policy_doc,
+    sidecar_process,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +49,7 @@ async def load(session: aiohttp.ClientSession, sidecars: list[Process], stop: as
         for sc in sidecars:
             try:
                 status, body, _ = await chat(session, sc)
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiohttp.ClientError) as exc:
                 failures.append(repr(exc))
                 continue
             if status == 200:
@@ -116,7 +124,7 @@ async def test_policy_lifecycle_through_real_processes(cluster: Cluster, fake: F
             print(f"--- {proc.args[0]} {proc.port}\n{proc.output()[-3000:]}")  # shown when the test fails
 
 
-async def _is(value: "asyncio.Future[str | None] | object", expected: str) -> bool:
+async def _is(value: asyncio.Future[str | None] | object, expected: str) -> bool:
     return await value == expected  # type: ignore[misc]
 
 

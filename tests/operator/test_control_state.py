@@ -15,7 +15,7 @@ def record(name: str, ns: str = "default", priority: int = 0, created: str = "20
     return PolicyRecord(ns, name, Candidate(name, priority, created, selector or {}), compiled, generation=1)
 
 
-def drain(queue: "object") -> list[str]:
+def drain(queue: object) -> list[str]:
     out = []
     while not queue.empty():  # type: ignore[attr-defined]
         msg = queue.get_nowait()  # type: ignore[attr-defined]

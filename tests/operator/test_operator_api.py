@@ -7,7 +7,8 @@ import asyncio
 import base64
 import json
 import threading
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import jsonpatch

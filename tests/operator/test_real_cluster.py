@@ -17,14 +17,24 @@ import shutil
 import subprocess
 import sys
 import uuid
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
 
 from modelroute.operator.crd import crd_yaml
 from modelroute.testing.fake_openai import FakeOpenAI
-from tests.operator.harness import Pod, Process, _env, free_port, policy_doc, served_by_sidecar, sidecar_process, wait_for
+from tests.operator.harness import (
+    Pod,
+    Process,
+    _env,
+    free_port,
+    policy_doc,
+    served_by_sidecar,
+    sidecar_process,
+    wait_for,
+)
 
 KUBECTL = shutil.which("kubectl", path=os.path.dirname(sys.executable)) or shutil.which("kubectl")
 pytestmark = [

@@ -6,7 +6,15 @@ import pytest
 
 from modelroute.policy import compile_policy
 from modelroute.policy.wire import (
-    Ack, Bundle, Candidate, Message, choose, none_message, parse_labels_file, policy_message, selector_matches,
+    Ack,
+    Bundle,
+    Candidate,
+    Message,
+    choose,
+    none_message,
+    parse_labels_file,
+    policy_message,
+    selector_matches,
 )
 from tests.operator.harness import policy_doc
 

@@ -30,7 +30,8 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         from modelroute.operator.inject import InjectConfig
-        from modelroute.operator.main import Options, run as run_operator
+        from modelroute.operator.main import Options
+        from modelroute.operator.main import run as run_operator
     except ImportError as exc:
         raise SystemExit(f"modelroute operator needs the operator extra (pip install 'modelroute[operator]'): {exc}")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")

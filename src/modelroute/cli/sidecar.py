@@ -40,7 +40,12 @@ def run(args: argparse.Namespace) -> int:
     from modelroute.cli.serve import configure_logging, use_uvloop
     from modelroute.providers import EnvFileKeys
     from modelroute.proxy import PolicyHolder, Settings, build_app
-    from modelroute.proxy.subscription import PodIdentity, Subscription, SubscriptionConfig, passthrough_policy
+    from modelroute.proxy.subscription import (
+        PodIdentity,
+        Subscription,
+        SubscriptionConfig,
+        passthrough_policy,
+    )
     from modelroute.telemetry import tracer_provider_from_env
 
     configure_logging(args.log_level)

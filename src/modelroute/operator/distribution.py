@@ -12,14 +12,23 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
 from modelroute.operator.kubeapi import KubeAPI, KubeError
 from modelroute.operator.state import ControlState, Key
-from modelroute.policy.wire import ACK_PATH, CONTENT_TYPE, PING, PING_SECONDS, SUBSCRIBE_PATH, TOKEN_AUDIENCE, Ack
+from modelroute.policy.wire import (
+    ACK_PATH,
+    CONTENT_TYPE,
+    PING,
+    PING_SECONDS,
+    SUBSCRIBE_PATH,
+    TOKEN_AUDIENCE,
+    Ack,
+)
 
 log = logging.getLogger("modelroute.operator")
 POD_NAME = "authentication.kubernetes.io/pod-name"
@@ -63,7 +72,7 @@ class TokenAuthenticator:
             return hit[1]
         try:
             status = await self.api.token_review(token, [self.audience])
-        except (KubeError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, KubeError, OSError) as exc:
             raise AuthError(503, f"cannot review the token: {exc}") from None
         ident = self._identity(status)
         if len(self._cache) > 10000:
@@ -144,7 +153,7 @@ class Distribution:
             while True:
                 try:
                     msg = await asyncio.wait_for(sub.queue.get(), PING_SECONDS)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     msg = PING
                 if msg.type == "close":
                     break

@@ -97,7 +97,7 @@ class Emulator(kmock.KubernetesEmulator):
             meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
         key = self._key(request, meta.get("name"))
         async with self._lock:
-            existing = self._objects[key] if key in self._objects else None
+            existing = self._objects[key] if key in self._objects else None  # noqa: SIM401 (no .get)
             if existing is not None and not existing.deleted:
                 raise kmock.KubernetesError(409, "AlreadyExists", f"{meta.get('name')} already exists")
             meta.update(uid=str(uuid.uuid4()), resourceVersion=self._next_rv(), generation=1, creationTimestamp=_now())
@@ -143,12 +143,14 @@ class Emulator(kmock.KubernetesEmulator):
         data = request.data
         if isinstance(data, list) or "json-patch" in ctype:
             try:
-                return dict(jsonpatch.apply_patch(old, data))
+                patched: dict[str, Any] = jsonpatch.apply_patch(old, data)
+                return dict(patched)
             except (jsonpatch.JsonPatchConflict, jsonpatch.JsonPatchTestFailed, jsonpatch.JsonPointerException) as exc:
                 raise kmock.KubernetesError(422, "Invalid", f"the JSON patch does not apply: {exc}") from None
         if request.method == enums.method.PUT:
             return dict(data or {})
-        return _merge(old, data or {})
+        merged: dict[str, Any] = _merge(old, data or {})
+        return merged
 
     async def _serve_delete(self, request: rendering.Request) -> rendering.Payload:
         key = self._key(request)

@@ -10,8 +10,9 @@ operator still has it).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import kopf
 
@@ -140,12 +141,12 @@ def register(registry: kopf.OperatorRegistry, ctx: Context, webhook: bool = Fals
     @kopf.on.resume(*res, registry=registry)
     @kopf.on.create(*res, registry=registry)
     @kopf.on.update(*res, registry=registry)
-    async def policy_changed(body: Any, name: str, namespace: str, **_: Any) -> None:
-        await reconcile(ctx, body, name, namespace)
+    async def policy_changed(body: Any, name: str, namespace: str | None, **_: Any) -> None:
+        await reconcile(ctx, body, name, namespace or "default")
 
     @kopf.on.delete(*res, registry=registry)
-    async def policy_deleted(name: str, namespace: str, **_: Any) -> None:
-        await forget(ctx, name, namespace)
+    async def policy_deleted(name: str, namespace: str | None, **_: Any) -> None:
+        await forget(ctx, name, namespace or "default")
 
     @kopf.on.event("", "v1", "pods", registry=registry)
     def pod_event(event: Mapping[str, Any], **_: Any) -> None:

@@ -12,8 +12,9 @@ opts a pod out.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from modelroute.policy.wire import BOOTSTRAP_CONFIGMAP, TOKEN_AUDIENCE
 

@@ -12,8 +12,9 @@ import base64
 import logging
 import ssl
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import aiohttp
 

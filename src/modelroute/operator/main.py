@@ -81,7 +81,7 @@ class Activity(logging.Handler):
             try:
                 await self.api.request("PATCH", f"/api/v1/namespaces/{namespace}/pods/{pod}", body,
                                        "application/merge-patch+json")
-            except (KubeError, OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, KubeError, OSError) as exc:
                 log.warning("could not label this replica's pod: %s", exc)
 
         task = asyncio.get_running_loop().create_task(patch())
@@ -111,6 +111,7 @@ def build_registry(ctx: Context, api: KubeAPI, opts: Options) -> kopf.OperatorRe
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        info: kopf.ConnectionInfo | None
         if opts.kube_api:
             info = kopf.ConnectionInfo(server=opts.kube_api, insecure=True)
         else:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping
 
 from modelroute.policy import CompiledPolicy
 from modelroute.policy.wire import Ack, Candidate, Message, choose, none_message, policy_message

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from modelroute.operator.kubeapi import KubeAPI, KubeError
 from modelroute.operator.state import ControlState, Key, PolicyRecord
@@ -105,7 +106,7 @@ class StatusWriter:
         for key in sorted(dirty):
             try:
                 await self._write(key)
-            except (KubeError, OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, KubeError, OSError) as exc:
                 log.warning("status of %s/%s not written (will retry): %s", key[0], key[1], exc)
                 self._dirty.add(key)
         if self._dirty:

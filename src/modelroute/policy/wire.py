@@ -27,8 +27,9 @@ highest ``spec.priority`` wins, then the oldest (creation time), then the name.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from modelroute.policy.model import CompiledPolicy
 

@@ -17,15 +17,22 @@ import glob
 import logging
 import os
 import random
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import AsyncIterator, Mapping
 
 import aiohttp
 from aiohttp import web
 
 from modelroute.policy import CompiledPolicy, PolicyError, compile_spec
 from modelroute.policy.wire import (
-    ACK_PATH, PING_SECONDS, SUBSCRIBE_PATH, Ack, Bundle, Message, choose, parse_labels_file,
+    ACK_PATH,
+    PING_SECONDS,
+    SUBSCRIBE_PATH,
+    Ack,
+    Bundle,
+    Message,
+    choose,
+    parse_labels_file,
 )
 from modelroute.proxy.state import SERVICES, PolicyHolder
 
@@ -143,7 +150,7 @@ class Subscription:
                 try:
                     if await self._session(session):
                         delay = self.config.backoff_min
-                except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
+                except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
                     log.warning("subscription to %s broken (%s); retrying in %.1fs", self.config.operator_url,
                                 exc.__class__.__name__ + (f": {exc}" if str(exc) else ""), delay)
                 self.connected.clear()
@@ -188,7 +195,7 @@ class Subscription:
                                     timeout=aiohttp.ClientTimeout(total=5)) as resp:
                 if resp.status >= 300:
                     log.warning("ack of %s refused: HTTP %s", ack.version, resp.status)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             log.warning("ack of %s not delivered: %s", ack.version, exc)
 
     async def ctx(self, app: web.Application) -> AsyncIterator[None]:
