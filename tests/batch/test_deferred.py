@@ -31,6 +31,8 @@ async def test_opted_in_request_is_deferred_and_resolved_once(make_sidecar: Side
         assert headers["location"] == handle["url"] == f"/v1/modelroute/deferred/{handle['id']}"
         assert headers["x-modelroute-route"] == "code-gen" and fake_batch.calls() == []  # no real-time call
         assert (await budgets(sidecar))[0]["reserved_usd"] == 0  # the admission's reservation was released
+        assert "error.type" not in sidecar.request_spans()[0].attributes  # deferred, not failed
+        assert 'status="deferred"' in sidecar.services.metrics.render().decode()
         pending = await _get(http, sidecar.url + handle["url"])
         assert pending[0] == 202 and pending[2]["status"] == "in_progress"
         done = await _get(http, sidecar.url + handle["url"])

@@ -41,6 +41,7 @@ class Deferred(ClientError):
 
     status = 202
     type = "deferred"
+    outcome = "deferred"
 
     def __init__(self, handle: dict[str, Any]) -> None:
         super().__init__("deferred to the batch API", code="deferred", headers={"location": handle["url"], "x-modelroute-deferred-id": handle["id"]})

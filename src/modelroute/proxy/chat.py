@@ -61,7 +61,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
             return await _stream(request, ex)
         return await _complete(ex)
     except ClientError as exc:
-        ex.settle("error", exc.code or exc.type)
+        ex.settle(exc.outcome, exc.code or exc.type if exc.outcome == "error" else None)
         return error_response(exc, ex.response_headers(with_cost=False))
     finally:
         ex.settle("error", "internal")  # no-op when already settled

@@ -2,7 +2,7 @@
 
 Exception tree::
 
-    ClientError                 an error answer for the client (status, OpenAI error object)
+    ClientError                 an answer other than the model's (status, OpenAI error object)
     ├── BadRequest              400 invalid_request_error (422 for a body of the wrong shape)
     ├── NotFound                404 (unknown model, unknown path)
     ├── PayloadTooLarge         413
@@ -22,6 +22,9 @@ from aiohttp import web
 class ClientError(Exception):
     status = 400
     type = "invalid_request_error"
+    #: How the request is recorded (metrics, span): "error", or e.g. "deferred" for an answer that
+    #: is not a failure but leaves the handler the same way (a 202 with a batch handle).
+    outcome = "error"
 
     def __init__(self, message: str, *, code: str | None = None, param: str | None = None,
                  headers: Mapping[str, str] | None = None, status: int | None = None, type: str | None = None) -> None:
