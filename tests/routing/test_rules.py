@@ -131,3 +131,39 @@ def test_explain_says_why_each_route_did_not_match() -> None:
     verdicts = r.explain_routes(request("x" * 100))
     assert [(v.route, v.matched) for v in verdicts] == [("a", False), ("b", True)]
     assert "stream is True" in verdicts[0].reason
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "request.input_tokens > 200",
+        "request.prompt.contains('request.model') || request.model == \"auto\"",
+        "'x-team' in request.headers && request.headers['x-team'] == 'ml'",
+        "request.tool_count >= 1 && 'f' in request.tools",
+        "r'request.task' == request.task",
+        "has(request.headers.x)",
+        "size(request) > 3",
+    ],
+)
+async def test_flattened_cel_agrees_with_the_nested_request_object(expr: str) -> None:
+    """Field reads are passed to CEL as flat variables (faster); the answers must not change."""
+    from modelroute.routing.rules import _flat_program, cel_fields
+
+    import cel
+
+    views = [request("x" * 1000, headers={"x-team": "ml"}, tools=TOOLS), request(model="big"),
+             request("request.model please", headers={"x-modelroute-task": "request.task"})]
+    nested = cel.compile(expr)
+    fields = cel_fields(expr)
+    flat = _flat_program(expr, fields)
+    for view in views:
+        try:
+            want = nested.execute(view.cel_context(fields)) is True
+        except Exception:
+            want = False
+        r = router([{"name": "cel", "when": expr, "model": "big"}])
+        assert ((await route_of(r, view))[0] == "cel") is want
+    if "has(" in expr or "size(request)" in expr:
+        assert flat is None
+    else:
+        assert flat is not None and "request." not in flat.source.replace("'request.model'", "").replace("r'request.task'", "")

@@ -65,10 +65,9 @@ class Exchange:
     def __post_init__(self) -> None:
         has_context = "traceparent" in self.incoming_headers or "baggage" in self.incoming_headers
         self._parent = propagate.extract(self.incoming_headers) if has_context else otel_context.Context()
-        self.span = self.services.tracer.start_span(
-            f"{self.operation} route", context=self._parent, kind=SpanKind.SERVER,
-            attributes={"gen_ai.operation.name": self.operation, "modelroute.request_id": self.request_id},
-        )
+        self.span = self.services.tracer.start_span(f"{self.operation} route", context=self._parent, kind=SpanKind.SERVER)
+        if self.span.is_recording():  # attributes cost time even on a span that records nothing
+            self.span.set_attributes({"gen_ai.operation.name": self.operation, "modelroute.request_id": self.request_id})
 
     @property
     def policy(self) -> Any:
@@ -95,18 +94,18 @@ class Exchange:
 
     def start_attempt_span(self, model: str) -> trace.Span:
         spec = self.policy.models[model]
-        return self.services.tracer.start_span(
-            f"{self.operation} {spec.upstream_model}",
-            context=trace.set_span_in_context(self.span),
-            kind=SpanKind.CLIENT,
-            attributes={
+        span = self.services.tracer.start_span(
+            f"{self.operation} {spec.upstream_model}", context=trace.set_span_in_context(self.span), kind=SpanKind.CLIENT
+        )
+        if span.is_recording():
+            span.set_attributes({
                 "gen_ai.operation.name": self.operation,
                 "gen_ai.provider.name": self.policy.providers[spec.provider].type,
                 "gen_ai.request.model": spec.upstream_model,
                 "modelroute.model": model,
                 "modelroute.provider": spec.provider,
-            },
-        )
+            })
+        return span
 
     # -- money -------------------------------------------------------------------------------
 
@@ -205,7 +204,7 @@ class Exchange:
         series = m.route(policy, self.route, self.served or "none")
         series.requests(self.status).inc()
         if error_type:
-            m.errors.labels(error_type).inc()
+            m.child(m.errors, error_type).inc()
         self._record_attempts(policy)
         if self.usage is not None:
             series.input_tokens.inc(self.usage.input_tokens)
@@ -229,8 +228,8 @@ class Exchange:
         m = self.services.metrics
         for attempt in self.attempts:
             if attempt.outcome in ("error", "skipped") and self.served:
-                m.fallbacks.labels(policy, self.route, attempt.model, attempt.reason or attempt.outcome).inc()
+                m.child(m.fallbacks, policy, self.route, attempt.model, attempt.reason or attempt.outcome).inc()
             if attempt.outcome == "rejected":
-                m.escalations.labels(policy, self.route, attempt.model).inc()
+                m.child(m.escalations, policy, self.route, attempt.model).inc()
             if attempt.outcome != "skipped":
-                m.attempts.labels(policy, attempt.model, attempt.outcome if attempt.outcome != "error" else attempt.reason).inc()
+                m.child(m.attempts, policy, attempt.model, attempt.outcome if attempt.outcome != "error" else attempt.reason).inc()

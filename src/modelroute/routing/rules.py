@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from modelroute.policy import PolicyError
 from modelroute.policy.model import Match, Route
@@ -62,21 +62,81 @@ def _cel_predicate(source: str, path: str) -> Predicate:
         raise PolicyError([(f"{path}.when", f"CEL does not compile: {exc}")]) from None
 
     fields = cel_fields(source)
+    flat = _flat_program(source, fields)
+    if flat is not None:
+        getters = [(f"{_FLAT}{name}", CEL_FIELDS[name]) for name in sorted(fields or ())]
+
+        def check_flat(view: RequestView) -> bool:
+            try:
+                return flat.execute({var: get(view) for var, get in getters}) is True
+            except Exception as exc:  # a runtime error (missing key, bad types) means "does not match"
+                log.debug("CEL %r failed: %s", source, exc)
+                return False
+
+        return check_flat
 
     def check(view: RequestView) -> bool:
         try:
             return program.execute(view.cel_context(fields)) is True
-        except Exception as exc:  # a runtime error (missing key, bad types) means "does not match"
+        except Exception as exc:
             log.debug("CEL %r failed: %s", source, exc)
             return False
 
     return check
 
 
+_FLAT = "modelroute_request_"
+
+
+def _flat_program(source: str, fields: frozenset[str] | None) -> Any:
+    """The expression with each ``request.<field>`` read as a top-level variable, or None.
+
+    Handing CEL a nested map costs a conversion per evaluation (about 4 µs for one field); flat
+    scalars cost a fifth of that. Only rewritten when every use of ``request`` is a field read and
+    there is no ``has()`` macro (which needs the field selection); string literals are left alone.
+    """
+    import cel
+
+    if fields is None or "has(" in source:
+        return None
+    rewritten = "".join(
+        part if literal else _FIELD_REF.sub(lambda m: _FLAT + m.group(1), part) for part, literal in _split_literals(source)
+    )
+    try:
+        return cel.compile(rewritten)
+    except ValueError:
+        return None
+
+
+def _split_literals(source: str) -> list[tuple[str, bool]]:
+    """``source`` cut into (text, is a string literal) pieces: CEL's '...', "...", triple-quoted,
+    with r/b prefixes and backslash escapes."""
+    parts: list[tuple[str, bool]] = []
+    i, start, n = 0, 0, len(source)
+    while i < n:
+        ch = source[i]
+        if ch not in "'\"":
+            i += 1
+            continue
+        head = i - 1 if i > 0 and source[i - 1] in "rRbB" else i
+        quote = source[i:i + 3] if source[i:i + 3] in ("'''", '\"\"\"') else ch
+        raw = head < i and source[head] in "rR"
+        j = i + len(quote)
+        while j < n and not source.startswith(quote, j):
+            j += 2 if source[j] == "\\" and not raw else 1
+        end = min(n, j + len(quote))
+        parts.append((source[start:head], False))
+        parts.append((source[head:end], True))
+        i = start = end
+    parts.append((source[start:], False))
+    return [p for p in parts if p[0]]
+
+
 def cel_fields(source: str) -> frozenset[str] | None:
     """The ``request`` fields an expression reads, or None when it reads ``request`` whole."""
-    names = _FIELD_REF.findall(source)
-    whole = len(_ANY_REF.findall(source)) > len(names)
+    code = " ".join(part for part, literal in _split_literals(source) if not literal)
+    names = _FIELD_REF.findall(code)
+    whole = len(_ANY_REF.findall(code)) > len(names)
     if whole or not set(names) <= CEL_FIELDS.keys():
         return None
     return frozenset(names)

@@ -43,6 +43,15 @@ class Metrics:
         self.breaker_open = Gauge("modelroute_circuit_open", "1 while a model is cooled down.", ["model"], registry=r)
 
         self._series: dict[tuple[str, str, str], RouteSeries] = {}
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, looked up once per label set (label sets here are bounded)."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
     def route(self, policy: str, route: str, model: str) -> RouteSeries:
         """The per-route series of one (policy, route, model), looked up once and then reused."""
