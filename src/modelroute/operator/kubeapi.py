@@ -8,6 +8,7 @@ and against the API emulator of the tests alike.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import ssl
@@ -98,13 +99,16 @@ class KubeAPI:
             headers["Content-Type"] = content_type
         if self._creds.token:
             headers["Authorization"] = f"Bearer {self._creds.token}"
-        async with self._session.request(method, self._creds.server + path, json=body, headers=headers,
-                                         ssl=self._creds.ssl) as resp:
-            data = await resp.json(content_type=None) if resp.content_length != 0 else None
-            if resp.status >= 400:
-                message = data.get("message", "") if isinstance(data, dict) else ""
-                raise KubeError(resp.status, str(message)[:300])
-            return data
+        try:
+            async with self._session.request(method, self._creds.server + path, json=body, headers=headers,
+                                             ssl=self._creds.ssl) as resp:
+                data = await resp.json(content_type=None) if resp.content_length != 0 else None
+                if resp.status >= 400:
+                    message = data.get("message", "") if isinstance(data, dict) else ""
+                    raise KubeError(resp.status, str(message)[:300])
+                return data
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+            raise KubeError(0, f"{method} {path}: {exc.__class__.__name__} {exc}") from None
 
     # --- the calls the operator makes --------------------------------------------------------
 
