@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 EXTRAS ?= test,embedding,operator,operator-test
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench install clean lint
+.PHONY: demo test bench install clean crds
 
 install: $(STAMP)
 
@@ -26,6 +26,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
+
+crds: $(STAMP)  # after a schema change: the CRD and the chart's copy of it
+	$(BIN)/modelroute crds -o crds/routingpolicies.modelroute.dev.yaml
+	cp crds/routingpolicies.modelroute.dev.yaml charts/modelroute/files/crds/
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info src/*.egg-info

@@ -172,3 +172,34 @@ async def test_webhook_injects_a_native_sidecar(cluster: Cluster, operator: Oper
     assert volumes["modelroute-token"]["projected"]["sources"][0]["serviceAccountToken"]["audience"] == "modelroute"
     assert not any(m["name"].startswith("modelroute-secret") for m in
                    mutated["spec"]["containers"][0].get("volumeMounts", [])), "keys are mounted into the sidecar alone"
+
+
+async def _preview_of(cluster: Cluster, version_not: str | None = None) -> dict[str, Any] | None:
+    status = ((await cluster.get("p")) or {}).get("status") or {}
+    if "preview" not in status or status.get("policyVersion") == version_not:
+        return None
+    return dict(status)
+
+
+async def test_accepted_changes_write_an_impact_preview(cluster: Cluster, operator: Operator) -> None:
+    lines = [{"request": {"model": "auto", "messages": [{"role": "user", "content": f"question number {i}"}]}} for i in range(8)]
+    lines += [{"request": {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}, "headers": {"x-user-tier": "premium"}}] * 2
+    status, body = await cluster.call("POST", "/api/v1/namespaces/default/configmaps", {
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "sample", "namespace": "default"},
+        "data": {"workload.jsonl": "\n".join(json.dumps(line) for line in lines)}})
+    assert status < 300, body
+    preview_spec = {"configMap": {"name": "sample"}, "maxCostIncreasePercent": 10}
+    await cluster.apply(policy_doc("p", BASE, preview=preview_spec))
+    first = await wait_for(lambda: _preview_of(cluster), 10, what="status.preview")
+    p1 = first["preview"]
+    assert p1["requests"] == 10 and p1.get("previous") is None  # (a merge patch drops nulls)
+    assert {(r["route"], r["model"], r["requests"]) for r in p1["routeMix"]} == {("default", "gpt-4o-mini", 8), ("premium", "gpt-4o", 2)}
+    assert float(p1["costPer1000"]) < float(p1["baselineCostPer1000"])
+
+    await cluster.apply(policy_doc("p", BASE, default="gpt-4o", preview=preview_spec))  # everything on the big model
+    second = await wait_for(lambda: _preview_of(cluster, version_not=first["policyVersion"]), 10, what="a new preview")
+    p2 = second["preview"]
+    assert p2["previous"]["policyVersion"] == first["policyVersion"]
+    assert p2["costChangePercent"] > 10 and p2["costIncreaseExceeded"] is True
+    events = await cluster.events()
+    assert any(e["reason"] == "CostIncrease" for e in events)

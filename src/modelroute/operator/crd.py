@@ -139,6 +139,11 @@ def status_schema() -> dict[str, Any]:
             },
             "conditions": {"type": "array", "items": condition, "x-kubernetes-list-type": "map",
                            "x-kubernetes-list-map-keys": ["type"]},
+            "preview": {
+                "type": "object", "x-kubernetes-preserve-unknown-fields": True,
+                "description": "Impact preview (spec.preview): the sample workload replayed on the accepted version: route mix, "
+                               "costPer1000 against the previous version and the baseline, quality when labelled.",
+            },
         },
     }
 

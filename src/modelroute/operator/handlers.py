@@ -16,7 +16,7 @@ from typing import Any
 
 import kopf
 
-from modelroute.operator import crd
+from modelroute.operator import crd, preview
 from modelroute.operator.inject import INJECT_LABEL, INJECTED_ANNOTATION, InjectConfig, mutate
 from modelroute.operator.kubeapi import KubeAPI, KubeError
 from modelroute.operator.state import ControlState, PodRecord, PolicyRecord
@@ -69,9 +69,15 @@ async def reconcile(ctx: Context, body: Any, name: str, namespace: str) -> Polic
         ctx.state.upsert_policy(rec)
         kopf.warn(body, reason="Rejected", message=_clip("; ".join(rec.problems)))
         return rec
+    changed = previous is None or previous.compiled is None or previous.compiled.version != rec.compiled.version
+    if changed:
+        rec.preview = await preview.compute(ctx.api, namespace, rec.compiled, previous.compiled if previous else None)
+        preview.announce(body, rec.preview)
+    elif previous is not None:
+        rec.preview = previous.preview
     ctx.state.upsert_policy(rec)
     await _store_bundle(ctx, rec)
-    if previous is None or previous.compiled is None or previous.compiled.version != rec.compiled.version:
+    if changed:
         kopf.info(body, reason="Accepted", message=f"version {rec.compiled.version}: {len(rec.compiled.models)} models, "
                   f"default {rec.compiled.default}")
     return rec

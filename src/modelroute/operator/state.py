@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from modelroute.policy import CompiledPolicy
 from modelroute.policy.wire import Ack, Candidate, Message, choose, none_message, policy_message
@@ -31,6 +32,7 @@ class PolicyRecord:
     generation: int = 0
     problems: tuple[str, ...] = ()  # of the latest generation; empty when it was accepted
     deleting: bool = False
+    preview: dict[str, Any] | None = None  # status.preview of the accepted version (impact preview)
 
     @property
     def key(self) -> Key:

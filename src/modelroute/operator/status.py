@@ -49,7 +49,7 @@ def desired_status(state: ControlState, rec: PolicyRecord) -> dict[str, Any]:
         synced = _condition("Synced", False, "Pending", f"{n}/{m} pods synced; waiting for: {', '.join(pending[:MAX_LISTED])}", rec.generation)
     if stats.shadowed:
         synced["message"] += "; selected but served by another policy: " + ", ".join(stats.shadowed[:MAX_LISTED])
-    return {
+    out: dict[str, Any] = {
         "observedGeneration": rec.generation,
         "policyVersion": rec.compiled.version if rec.compiled else "",
         "selectedPods": m,
@@ -59,6 +59,9 @@ def desired_status(state: ControlState, rec: PolicyRecord) -> dict[str, Any]:
         "shadowedPods": list(stats.shadowed[:MAX_LISTED]),
         "conditions": [accepted, synced],
     }
+    if rec.preview is not None:
+        out["preview"] = rec.preview
+    return out
 
 
 def with_transitions(new: dict[str, Any], old: Mapping[str, Any] | None) -> dict[str, Any]:
