@@ -44,7 +44,7 @@ async def test_reservation_is_all_or_nothing_and_lapses(redis_url: str) -> None:
 async def test_two_sidecars_together_never_overshoot(make_sidecar: SidecarFactory, fake_openai: FakeOpenAI, redis_url: str) -> None:
     limit = 0.002
     policy = budget_policy(fake_openai.base_url, [{"name": "shared", "scope": "policy", "window": "day", "limitUSD": limit}],
-                           budgetStore={"redis": {"url": redis_url}})
+                           budgetStore={"redis": {"url": redis_url, "timeoutMs": 3000}})  # not a timeout test: room for a loaded CI machine
     one, two = await make_sidecar(policy), await make_sidecar(policy)
     async with aiohttp.ClientSession() as http:
         for sidecar in (one, two, one, two, one):
