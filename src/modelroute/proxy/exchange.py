@@ -7,6 +7,8 @@ outcome; settling ends the span and records the metrics.
 from __future__ import annotations
 
 import time
+import asyncio
+import logging
 import os
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -23,6 +25,7 @@ from modelroute.routing import Decision, RequestView
 from modelroute.telemetry.cost import ZERO, cost_usd, format_usd
 
 TRACE_HEADERS = ("traceparent", "tracestate")
+log = logging.getLogger("modelroute.proxy")
 
 
 @dataclass(slots=True)
@@ -145,17 +148,27 @@ class Exchange:
     # -- egress ------------------------------------------------------------------------------
 
     def settle(self, status: str = "ok", error_type: str | None = None) -> None:
-        """Record span attributes and metrics once; safe to call more than once."""
+        """Close the exchange once (later calls do nothing); the span, metrics and hooks are
+        recorded on the next turn of the event loop, after the answer has gone out."""
         if self._settled:
             return
         self._settled = True
         self.status, self.error_type = status, error_type
-        cost, baseline = self.cost(), self.baseline_cost() if self.usage else ZERO
-        if self.span.is_recording():
-            self._record_span(cost, baseline, error_type)
-        else:
-            self.span.end()
-        self._record_metrics(cost, baseline, error_type)
+        try:
+            asyncio.get_running_loop().call_soon(self._record)
+        except RuntimeError:  # no loop (a synchronous caller): record now
+            self._record()
+
+    def _record(self) -> None:
+        try:
+            cost, baseline = self.cost(), self.baseline_cost() if self.usage else ZERO
+            if self.span.is_recording():
+                self._record_span(cost, baseline, self.error_type)
+            else:
+                self.span.end()
+            self._record_metrics(cost, baseline, self.error_type)
+        except Exception:
+            log.exception("recording request %s failed", self.request_id)
         if self.services.hooks.items:
             self.services.hooks.settled(self)
 
