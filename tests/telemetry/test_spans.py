@@ -64,3 +64,21 @@ async def test_prompts_are_not_recorded(client: openai.AsyncOpenAI, sidecar: Sid
     await client.chat.completions.create(model="auto", messages=HELLO)
     for span in sidecar.spans.get_finished_spans():
         assert "capital of France" not in str(dict(span.attributes or {}))
+
+
+async def test_without_an_exporter_trace_context_still_flows(make_sidecar: object, fake_openai: FakeOpenAI) -> None:
+    """No collector configured: nothing is recorded, but the provider still joins the app's trace."""
+    from modelroute.telemetry import tracer_provider_from_env
+    from tests.support import APP_KEY, quickstart
+
+    sidecar = await make_sidecar(quickstart(fake_openai.base_url), tracer_provider=tracer_provider_from_env({}))  # type: ignore[operator]
+    async with openai.AsyncOpenAI(base_url=sidecar.base_url, api_key=APP_KEY, max_retries=0) as client:
+        await client.chat.completions.create(model="auto", messages=HELLO, extra_headers={"traceparent": PARENT,
+                                                                                          "tracestate": "vendor=1"})
+        await client.chat.completions.create(model="auto", messages=HELLO)
+    with_parent, without = (r.headers for r in fake_openai.calls())
+    version, trace_id, span_id, flags = with_parent["traceparent"].split("-")
+    assert (version, trace_id, flags) == ("00", TRACE_ID, "01") and span_id not in (PARENT.split("-")[2], "0" * 16)
+    assert with_parent["tracestate"] == "vendor=1"
+    fresh = without["traceparent"].split("-")
+    assert len(fresh[1]) == 32 and fresh[1] != "0" * 32 and fresh[1] != TRACE_ID

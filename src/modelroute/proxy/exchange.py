@@ -10,6 +10,7 @@ import time
 import asyncio
 import logging
 import os
+import random
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Mapping
@@ -26,6 +27,7 @@ from modelroute.telemetry.cost import ZERO, cost_usd, format_usd
 
 TRACE_HEADERS = ("traceparent", "tracestate")
 log = logging.getLogger("modelroute.proxy")
+_ids = random.Random(int.from_bytes(os.urandom(16), "big"))  # request ids: unique, not secrets
 
 
 @dataclass(slots=True)
@@ -46,7 +48,7 @@ class Exchange:
     runtime: Runtime
     operation: str  # chat | embeddings
     incoming_headers: Mapping[str, str]
-    request_id: str = field(default_factory=lambda: "req_" + os.urandom(12).hex())
+    request_id: str = field(default_factory=lambda: f"req_{_ids.getrandbits(96):024x}")
     started: float = field(default_factory=time.monotonic)
     view: RequestView | None = None
     decision: Decision | None = None
@@ -87,7 +89,14 @@ class Exchange:
     def upstream_headers(self, span: trace.Span) -> dict[str, str]:
         """Trace context for an upstream call: the attempt span's, else the client's own."""
         headers: dict[str, str] = {}
-        if span.get_span_context().is_valid:
+        ctx = span.get_span_context()
+        if ctx.is_valid and not span.is_recording():  # the W3C header by hand: what the propagator writes
+            headers["traceparent"] = f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
+            if ctx.trace_state:
+                headers["tracestate"] = ctx.trace_state.to_header()
+            if "baggage" in self.incoming_headers:
+                headers["baggage"] = self.incoming_headers["baggage"]
+        elif ctx.is_valid:
             propagate.inject(headers, context=trace.set_span_in_context(span, self._parent))
         else:
             for name in TRACE_HEADERS:

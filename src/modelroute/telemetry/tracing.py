@@ -10,7 +10,12 @@ from __future__ import annotations
 import os
 from typing import Mapping
 
+import random
+from typing import Any
+
 from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
@@ -60,4 +65,34 @@ def tracer_provider_from_env(env: Mapping[str, str] | None = None) -> TracerProv
 def get_tracer(provider: trace.TracerProvider | None) -> trace.Tracer:
     if provider is None:
         return trace.NoOpTracer()
-    return provider.get_tracer(INSTRUMENTATION)
+    tracer = provider.get_tracer(INSTRUMENTATION)
+    if isinstance(provider, TracerProvider) and provider.sampler is ALWAYS_OFF:
+        return IdOnlyTracer(tracer)
+    return tracer
+
+
+class IdOnlyTracer(trace.Tracer):
+    """A tracer for a provider that records nothing: spans carry ids and nothing else.
+
+    It skips the SDK's sampling and attribute machinery (about 5 µs a span), keeps the parent's
+    trace id, sampled flag and trace state, so trace context flows through the sidecar exactly as
+    through a proxy that does not take part in tracing.
+    """
+
+    def __init__(self, tracer: trace.Tracer) -> None:
+        self._tracer = tracer
+        self._random = random.Random()
+
+    def start_span(self, name: str, context: Context | None = None, kind: trace.SpanKind = trace.SpanKind.INTERNAL,
+                   *args: Any, **kwargs: Any) -> trace.Span:
+        parent = trace.get_current_span(context).get_span_context()
+        rng = self._random
+        if parent.is_valid:
+            ctx = SpanContext(parent.trace_id, rng.getrandbits(64), is_remote=False, trace_flags=parent.trace_flags,
+                              trace_state=parent.trace_state)
+        else:
+            ctx = SpanContext(rng.getrandbits(128), rng.getrandbits(64), is_remote=False, trace_flags=TraceFlags(TraceFlags.DEFAULT))
+        return NonRecordingSpan(ctx)
+
+    def start_as_current_span(self, *args: Any, **kwargs: Any) -> Any:
+        return self._tracer.start_as_current_span(*args, **kwargs)
