@@ -11,18 +11,18 @@ import asyncio
 from modelroute import _json as json
 import time
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any, AsyncIterator, Mapping
 
 from aiohttp import web
 from opentelemetry import trace
 
 from modelroute.policy import ModelSpec
-from modelroute.providers import ChunkStream, Completion, ErrorKind, Provider, ProviderError
+from modelroute.providers import ChunkStream, Completion, Provider, ProviderError
 from modelroute.providers.sse import DONE
 from modelroute.proxy.attempts import attempt_each
 from modelroute.proxy.errors import BadRequest, ClientError, NotFound, error_response
 from modelroute.proxy.exchange import Exchange
-from modelroute.proxy.held import HeldStream
+from modelroute.proxy.held import HeldStream, open_first
 from modelroute.proxy.hooks import AnswerBuilder
 from modelroute.proxy.ingress import lower_headers, read_json, require_chat_fields
 from modelroute.proxy.state import SERVICES, Runtime
@@ -93,23 +93,13 @@ async def _open(ex: Exchange, provider: Provider, spec: ModelSpec, timeout: floa
                 headers: Mapping[str, str]) -> HeldStream:
     """Open the upstream stream and wait for its first chunk, both within ``timeout``."""
     assert ex.view is not None
-    idle = ex.policy.timeouts.stream_idle_seconds
-    stream: ChunkStream | None = None
-    try:
-        async with asyncio.timeout(timeout):
-            stream = await provider.chat_stream(ex.view.body, spec, timeout=timeout, idle_timeout=idle, headers=headers)
-            chunks = stream.__aiter__()
-            first = await chunks.__anext__()
-    except TimeoutError:
-        if stream is not None:
-            await stream.aclose()
-        raise ProviderError(ErrorKind.TIMEOUT, f"{provider.name}/{spec.name}: no first chunk in {timeout:.1f}s") from None
-    except StopAsyncIteration:
-        raise ProviderError(ErrorKind.PROTOCOL, f"{provider.name}/{spec.name}: the stream had no chunks") from None
-    except ProviderError:
-        if stream is not None:
-            await stream.aclose()
-        raise
+    body, idle = ex.view.body, ex.policy.timeouts.stream_idle_seconds
+
+    async def start() -> tuple[ChunkStream, AsyncIterator[bytes]]:
+        stream = await provider.chat_stream(body, spec, timeout=timeout, idle_timeout=idle, headers=headers)
+        return stream, stream.__aiter__()
+
+    stream, chunks, first = await open_first(f"{provider.name}/{spec.name}", timeout, start)
     return HeldStream(stream, chunks, first)
 
 

@@ -12,11 +12,39 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 from modelroute import _json as json
-from modelroute.providers import ChunkStream, Usage
+from modelroute.providers import ChunkStream, ErrorKind, ProviderError, Usage
 from modelroute.proxy.hooks import AnswerBuilder
+
+
+T = TypeVar("T")
+
+
+async def open_first(where: str, timeout: float,
+                     start: Callable[[], Awaitable[tuple[ChunkStream, AsyncIterator[T]]]]) -> tuple[ChunkStream, AsyncIterator[T], T]:
+    """Open a stream (``start``) and wait for its first item, both within ``timeout``. A stream that
+    times out, ends empty or fails there is closed, and the failure is a ProviderError, so the
+    attempt falls back before the client has seen a byte. ``where`` is ``provider/model``."""
+    stream: ChunkStream | None = None
+    try:
+        async with asyncio.timeout(timeout):
+            stream, items = await start()
+            first = await items.__anext__()
+    except TimeoutError:
+        if stream is not None:
+            await stream.aclose()
+        raise ProviderError(ErrorKind.TIMEOUT, f"{where}: nothing streamed in {timeout:.1f}s") from None
+    except StopAsyncIteration:
+        assert stream is not None
+        await stream.aclose()
+        raise ProviderError(ErrorKind.PROTOCOL, f"{where}: the stream ended empty") from None
+    except ProviderError:
+        if stream is not None:
+            await stream.aclose()
+        raise
+    return stream, items, first
 
 
 class HeldStream:

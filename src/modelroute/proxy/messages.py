@@ -38,6 +38,7 @@ from modelroute.proxy.attempts import attempt_each
 from modelroute.proxy.chat import decide
 from modelroute.proxy.errors import BadRequest, ClientError
 from modelroute.proxy.exchange import Exchange
+from modelroute.proxy.held import open_first
 from modelroute.proxy.hooks import AnswerBuilder
 from modelroute.proxy.ingress import lower_headers, read_json
 from modelroute.proxy.state import SERVICES
@@ -197,28 +198,22 @@ async def _open(ex: Exchange, body: Mapping[str, Any], provider: Provider, spec:
     """Open the upstream stream and wait for its first frame, both within ``timeout``."""
     assert ex.view is not None
     idle = ex.policy.timeouts.stream_idle_seconds
-    stream: ChunkStream | None = None
-    try:
-        async with asyncio.timeout(timeout):
-            builder = AnswerBuilder() if ex.collect_answer else None
-            if isinstance(provider, AnthropicProvider):
-                stream = await provider.messages_stream(body, spec, timeout=timeout, idle_timeout=idle, headers=_forwarded(ex, headers))
-                frames = _Frames(stream, None, (), builder, OpenAIToAnthropic(spec) if builder is not None else None)
-            else:
-                stream = await provider.chat_stream(ex.view.body, spec, timeout=timeout, idle_timeout=idle, headers=headers)
-                frames = _Frames(stream, AnthropicToOpenAI(), dropped, builder)
-            iterator = frames.__aiter__()
-            first = await iterator.__anext__()
-    except TimeoutError:
-        if stream is not None:
-            await stream.aclose()
-        raise ProviderError(ErrorKind.TIMEOUT, f"{provider.name}/{spec.name}: no first event in {timeout:.1f}s") from None
-    except StopAsyncIteration:
-        raise ProviderError(ErrorKind.PROTOCOL, f"{provider.name}/{spec.name}: the stream had no events") from None
-    except ProviderError:
-        if stream is not None:
-            await stream.aclose()
-        raise
+    builder = AnswerBuilder() if ex.collect_answer else None
+    frames: _Frames | None = None
+
+    async def start() -> tuple[ChunkStream, AsyncIterator[bytes]]:
+        nonlocal frames
+        assert ex.view is not None
+        if isinstance(provider, AnthropicProvider):
+            stream = await provider.messages_stream(body, spec, timeout=timeout, idle_timeout=idle, headers=_forwarded(ex, headers))
+            frames = _Frames(stream, None, (), builder, OpenAIToAnthropic(spec) if builder is not None else None)
+        else:
+            stream = await provider.chat_stream(ex.view.body, spec, timeout=timeout, idle_timeout=idle, headers=headers)
+            frames = _Frames(stream, AnthropicToOpenAI(), dropped, builder)
+        return stream, frames.__aiter__()
+
+    _, iterator, first = await open_first(f"{provider.name}/{spec.name}", timeout, start)
+    assert frames is not None
     return frames, iterator, first
 
 

@@ -16,7 +16,7 @@ from typing import AsyncIterator
 from aiohttp import web
 
 from modelroute.policy import CompiledPolicy, PolicyError, compile_text
-from modelroute.proxy.state import SERVICES
+from modelroute.proxy.state import SERVICES, running
 
 log = logging.getLogger("modelroute.reload")
 
@@ -76,13 +76,8 @@ class PolicyFileWatcher:
     async def ctx(self, app: web.Application) -> AsyncIterator[None]:
         """cleanup_ctx: prime with the file's current state, then poll it."""
         self._changed()
-        task = asyncio.create_task(self._run(app))
-        yield
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
+        async with running(self._run(app)):
+            yield
 
     async def _run(self, app: web.Application) -> None:
         while True:

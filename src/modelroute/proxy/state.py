@@ -8,9 +8,10 @@ that runtime to its end, so in-flight requests finish on the old policy while ne
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, AsyncIterator, Callable, Coroutine, Mapping
 
 import aiohttp
 from aiohttp import web
@@ -147,3 +148,16 @@ class Services:
 
 
 SERVICES = web.AppKey("modelroute_services", Services)
+
+
+@contextlib.asynccontextmanager
+async def running(coro: Coroutine[Any, Any, None]) -> AsyncIterator[asyncio.Task[None]]:
+    """A background task for the life of the block (an app's cleanup context): cancelled and
+    awaited on the way out."""
+    task = asyncio.create_task(coro)
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -34,7 +34,7 @@ from modelroute.policy.wire import (
     choose,
     parse_labels_file,
 )
-from modelroute.proxy.state import SERVICES, PolicyHolder
+from modelroute.proxy.state import SERVICES, PolicyHolder, running
 
 log = logging.getLogger("modelroute.subscription")
 
@@ -203,10 +203,5 @@ class Subscription:
         self._metrics_app = app
         if not self.holder.ready and not self.bootstrap() and self.config.no_policy is not None:
             self.apply_none("no bootstrap policy selects this pod")
-        task = asyncio.create_task(self.run())
-        yield
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
+        async with running(self.run()):
+            yield

@@ -28,7 +28,7 @@ from aiohttp import web
 
 from modelroute.providers.anthropic_errors import anthropic_error_body
 from modelroute.testing.fake_anthropic_rules import check_request, sample, text_of
-from modelroute.testing.server import ServerBase
+from modelroute.testing.server import ServerBase, next_fault
 
 
 @dataclass
@@ -95,16 +95,7 @@ class FakeAnthropic(ServerBase):
         return [r for r in self.requests if r.path == "/v1/messages" and (model is None or r.body.get("model") == model)]
 
     def _fault(self, model: str) -> Fault | None:
-        for key in (model, "*"):
-            queue = self.faults.get(key)
-            if queue:
-                fault = queue[0]
-                if fault.times is not None:
-                    fault.times -= 1
-                    if fault.times <= 0:
-                        queue.pop(0)
-                return fault
-        return None
+        return next_fault(self.faults, model)
 
     async def _receive(self, request: web.Request, count: bool) -> tuple[dict[str, Any], web.Response | None, Fault | None]:
         try:

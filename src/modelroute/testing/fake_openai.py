@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from modelroute.testing.server import ServerBase
+from modelroute.testing.server import ServerBase, next_fault
 
 
 @dataclass
@@ -71,16 +71,7 @@ class FakeOpenAI(ServerBase):
         return [r for r in self.requests if model is None or r.body.get("model") == model]
 
     def _fault(self, model: str) -> Fault | None:
-        for key in (model, "*"):
-            queue = self.faults.get(key)
-            if queue:
-                fault = queue[0]
-                if fault.times is not None:
-                    fault.times -= 1
-                    if fault.times <= 0:
-                        queue.pop(0)
-                return fault
-        return None
+        return next_fault(self.faults, model)
 
     async def _receive(self, request: web.Request) -> tuple[dict[str, Any], web.StreamResponse | None, Fault | None]:
         body = await request.json()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
 
@@ -63,3 +63,25 @@ class ServerBase:
             asyncio.run(serve())
         except KeyboardInterrupt:
             sys.exit(0)
+
+
+class _Counted(Protocol):
+    times: int | None
+
+
+F = TypeVar("F", bound=_Counted)
+
+
+def next_fault(faults: dict[str, list[F]], model: str) -> F | None:
+    """The fault for the next request to ``model`` (or any model, "*"); one with ``times`` set is
+    used that many times, then dropped."""
+    for key in (model, "*"):
+        queue = faults.get(key)
+        if queue:
+            fault = queue[0]
+            if fault.times is not None:
+                fault.times -= 1
+                if fault.times <= 0:
+                    queue.pop(0)
+            return fault
+    return None
