@@ -78,3 +78,12 @@ def test_discriminating_text_takes_the_final_question() -> None:
     assert discriminating_text(short_tail, min_chars=20) == "Instructions that matter here.\n\nAnswer:"
     assert discriminating_text("x" * 5000, max_chars=100) == "x" * 100
     assert discriminating_text("  \n\n ") == ""
+
+
+def test_discriminating_text_drops_the_templates_repeated_lines() -> None:
+    shot = 'Kyle wears leg warmers. _ is cold.\nA) Kyle\nB) Logan\nPrint only a single choice from "A" or "B". Answer:\nA'
+    question = 'The drink was rich in caffeine because the _ was not enough.\nA) caffeine\nB) sugar\nPrint only a single choice from "A" or "B". Answer:'
+    prompt = f"Please answer with the letter.\n\n{shot}\n\n{question}"
+    assert discriminating_text(prompt) == "The drink was rich in caffeine because the _ was not enough.\nA) caffeine\nB) sugar"
+    # a tail made only of lines seen before extends backwards to where they were first seen
+    assert discriminating_text("Answer:\n\nAnswer:", min_chars=4) == "Answer:\n\nAnswer:"

@@ -7,8 +7,9 @@ region's prompts, shrunk towards the whole training set's mean by ``PRIOR`` pseu
 cost in units of the baseline's mean cost per prompt). Raising λ trades quality for cost. Which
 (R, λ) to use is decided by cross-fitting: fit on four fifths of the training prompts, route the
 last fifth exactly as the sidecar will (a similarity-weighted vote of the k nearest examples'
-labels), and keep the cheapest (R, λ) whose out-of-fold quality is at least ``target`` times the
-baseline's. The chosen (R, λ) is then fitted on all training prompts.
+labels), average over ``REPEATS`` fold shuffles (one shuffle's best of ~200 settings is optimistic
+by about a point), and keep the cheapest (R, λ) whose out-of-fold quality is at least ``target``
+times the baseline's. The chosen (R, λ) is then fitted on all training prompts.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ REGIONS = (1, 3, 6, 12, 24)
 LAMBDAS = tuple([0.0] + [float(x) for x in np.geomspace(0.002, 2.0, 40)])
 PRIOR = 8.0
 FOLDS = 5
+REPEATS = 5  # cross-fitting repeated over this many fold shuffles (less selection noise)
 K = 16
 
 
@@ -97,15 +99,23 @@ def _oof(vecs: Vectors, q: Floats, k: Floats, regions: int, folds: Ints) -> tupl
 def fit(vecs: Vectors, q: Floats, k: Floats, baseline: int, target: float,
         progress: Callable[[int, int], None] | None = None) -> Fit:
     """Choose (R, λ) by cross-fitting and fit on everything. ``baseline``: the baseline's plan."""
-    folds = np.arange(len(vecs)) % FOLDS
-    np.random.default_rng(0).shuffle(folds)
+    shuffles = []
+    for seed in range(REPEATS):
+        folds = np.arange(len(vecs)) % FOLDS
+        np.random.default_rng(seed).shuffle(folds)
+        shuffles.append(folds)
     base_q, base_k = q[:, baseline].sum(), k[:, baseline].sum()
     best: tuple[float, float, int, float] | None = None  # (cost, -quality, R, λ)
     fallback: tuple[float, float, int, float] | None = None
     for step, regions in enumerate(REGIONS):
         if regions * 8 > len(vecs):
             continue
-        tq, tk = _oof(vecs, q, k, regions, folds)
+        tq = np.zeros(len(LAMBDAS))
+        tk = np.zeros(len(LAMBDAS))
+        for folds in shuffles:
+            oq, ok = _oof(vecs, q, k, regions, folds)
+            tq += oq / len(shuffles)
+            tk += ok / len(shuffles)
         for j, lam in enumerate(LAMBDAS):
             entry = (tk[j] / base_k, -tq[j] / base_q, regions, lam)
             if tq[j] >= target * base_q and (best is None or entry < best):
