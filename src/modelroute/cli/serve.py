@@ -49,6 +49,7 @@ def settle_heap() -> None:
 def run(args: argparse.Namespace) -> int:
     from modelroute.proxy import PolicyFileWatcher, PolicyHolder, Settings, build_app, load_policy_file
     from modelroute.telemetry import tracer_provider_from_env
+    from modelroute.telemetry.otel_metrics import meter_provider_from_env
 
     configure_logging(args.log_level)
     try:
@@ -57,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(f"{args.policy}: {problem}", file=sys.stderr)
         return 2
-    settings = Settings(max_body_bytes=int(args.max_body_mb * 1024 * 1024), tracer_provider=tracer_provider_from_env())
+    settings = Settings(max_body_bytes=int(args.max_body_mb * 1024 * 1024), tracer_provider=tracer_provider_from_env(),
+                        meter_provider=meter_provider_from_env())
     watcher = PolicyFileWatcher(args.policy, interval=args.watch_interval)
     app = build_app(PolicyHolder(policy), settings, background=[watcher.ctx])
     use_uvloop()

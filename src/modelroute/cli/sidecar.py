@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
         passthrough_policy,
     )
     from modelroute.telemetry import tracer_provider_from_env
+    from modelroute.telemetry.otel_metrics import meter_provider_from_env
 
     configure_logging(args.log_level)
     log = logging.getLogger("modelroute")
@@ -60,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     identity = PodIdentity.from_env()
     holder = PolicyHolder()
     settings = Settings(max_body_bytes=int(args.max_body_mb * 1024 * 1024), keys=EnvFileKeys(secrets_dir=args.secrets_dir),
-                        tracer_provider=tracer_provider_from_env())
+                        tracer_provider=tracer_provider_from_env(),
+                        meter_provider=meter_provider_from_env())
     subscription = Subscription(holder, identity, config)
     app = build_app(holder, settings, background=[subscription.ctx])
     use_uvloop()

@@ -49,7 +49,7 @@ TYPES: dict[str, str] = {
 def provider_class(type_name: str) -> type[Provider]:
     module, _, name = TYPES[type_name].partition(":")
     cls = getattr(importlib.import_module(module), name)
-    assert issubclass(cls, Provider)
+    assert isinstance(cls, type) and issubclass(cls, Provider)
     return cls
 
 

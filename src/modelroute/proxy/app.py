@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
 
 import aiohttp
 from aiohttp import web
@@ -14,7 +15,7 @@ from modelroute.proxy.breaker import Breakers
 from modelroute.proxy.errors import ClientError, NotFound, error_response
 from modelroute.proxy.hooks import Hooks, RequestHook
 from modelroute.proxy.model_client import ProxyModelClient
-from modelroute.proxy.state import SERVICES, PolicyHolder, Runtime, Services, Settings
+from modelroute.proxy.state import SERVICES, PolicyHolder, Runtime, Services, Settings, running
 from modelroute.providers import build_providers
 from modelroute.routing import Router
 from modelroute.telemetry import Metrics, get_tracer
@@ -71,9 +72,10 @@ async def _session_ctx(app: web.Application) -> AsyncIterator[None]:
 def default_hooks() -> list[RequestHook]:
     """The hooks every sidecar runs; each does nothing for a policy without its spec section."""
     from modelroute.batch.deferred import BatchService  # spend and batch import the proxy package: not at the top
+    from modelroute.quality.hook import MeasurementHook
     from modelroute.spend import SpendHook
 
-    return [SpendHook(), BatchService(), feedback.MeasurementHook()]
+    return [SpendHook(), BatchService(), MeasurementHook()]
 
 
 def build_app(holder: PolicyHolder, settings: Settings | None = None, background: Iterable[Background] = ()) -> web.Application:
@@ -87,6 +89,8 @@ def build_app(holder: PolicyHolder, settings: Settings | None = None, background
         hooks=Hooks([*default_hooks(), *settings.hooks]),
     )
     app.cleanup_ctx.append(_session_ctx)
+    if settings.meter_provider is not None:
+        app.cleanup_ctx.append(_otel_metrics_ctx(settings.meter_provider))
     app.cleanup_ctx.extend(background)
     app.router.add_post("/v1/chat/completions", _ready(chat.handle))
     app.router.add_post("/v1/embeddings", _ready(endpoints.embeddings))
@@ -99,6 +103,18 @@ def build_app(holder: PolicyHolder, settings: Settings | None = None, background
     app.router.add_get("/metrics", endpoints.metrics)
     spend_endpoints.register(app)  # /v1/budgets, /v1/files, /v1/batches, /v1/modelroute/deferred
     return app
+
+
+def _otel_metrics_ctx(provider: Any) -> Background:
+    """Mirror the Prometheus metrics into OpenTelemetry for the app's life; flush at shutdown."""
+    from modelroute.telemetry.otel_metrics import PrometheusBridge
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        async with running(PrometheusBridge(app[SERVICES].metrics.registry, provider).run()):
+            yield
+        await asyncio.to_thread(provider.shutdown)
+
+    return ctx
 
 
 def _ready(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:

@@ -35,6 +35,7 @@ class Settings:
     keys: KeySource = field(default_factory=EnvFileKeys)
     tracer_provider: trace.TracerProvider | None = None
     hooks: tuple[RequestHook, ...] = ()  # spend control, quality monitor... (see proxy/hooks.py)
+    meter_provider: Any = None  # an OpenTelemetry MeterProvider: the metrics are exported over OTLP too
 
 
 @dataclass(frozen=True)
