@@ -2,10 +2,10 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-EXTRAS ?= test,embedding,operator,operator-test
+EXTRAS ?= test,embedding,operator,operator-test,lint
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench install clean crds
+.PHONY: demo test lint bench install clean crds
 
 install: $(STAMP)
 
@@ -23,6 +23,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)  # strict typing everywhere, and no unused or undefined names
+	MYPYPATH=src $(BIN)/mypy --explicit-package-bases -p modelroute
+	$(BIN)/ruff check --isolated --select F,E9 src tests bench
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py

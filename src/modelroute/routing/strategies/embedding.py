@@ -27,7 +27,7 @@ from modelroute.embedding.text import MAX_CHARS, MIN_CHARS, discriminating_text
 from modelroute.policy import CompiledPolicy
 from modelroute.routing.request import RequestView
 from modelroute.routing.strategies._config import Config
-from modelroute.routing.strategies.embedders import LOCAL_NAME, Embedder, LocalEmbedder, RemoteEmbedder
+from modelroute.routing.strategies.embedders import Embedder, LocalEmbedder, RemoteEmbedder
 from modelroute.routing.strategy import Choice, ModelClient, Strategy, strategy_class
 
 _FIELDS = ("library", "embedder", "k", "minSimilarity", "default", "decide", "labels", "qualityTarget",
