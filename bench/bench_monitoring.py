@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def serve(policy: str, port: int, monitoring: bool) -> None:
-    """Run a sidecar as ``modelroute serve`` does, with or without its hooks."""
+    """Run a sidecar as ``modelroute serve`` does, with or without the measurement hook (the other
+    hooks, spend control and batch, stay: they are not monitoring)."""
     from aiohttp import web
 
     from modelroute.cli.serve import settle_heap, use_uvloop
@@ -35,7 +36,11 @@ def serve(policy: str, port: int, monitoring: bool) -> None:
 
     app = build_app(PolicyHolder(load_policy_file(policy)), Settings())
     if not monitoring:
-        app[SERVICES].hooks.items.clear()
+        from modelroute.quality.hook import MeasurementHook
+
+        hooks = app[SERVICES].hooks.items
+        hooks[:] = [h for h in hooks if not isinstance(h, MeasurementHook)]
+        assert len(hooks) == 2, hooks
     use_uvloop()
     settle_heap()
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=lambda _: None)
