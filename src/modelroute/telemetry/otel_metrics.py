@@ -20,16 +20,14 @@ from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, MetricExport
 from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry
 
+from modelroute.telemetry.tracing import exporter_names
+
 SYNC_SECONDS = 5.0
 
 
 def _exporters(env: Mapping[str, str]) -> list[MetricExporter]:
-    names = env.get("OTEL_METRICS_EXPORTER")
-    if names is None:
-        has_endpoint = env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
-        names = "otlp" if has_endpoint else "none"
     out: list[MetricExporter] = []
-    for name in (n.strip() for n in names.split(",")):
+    for name in exporter_names(env, "METRICS"):
         if name == "otlp":
             from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 

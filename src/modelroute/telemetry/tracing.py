@@ -24,23 +24,23 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 INSTRUMENTATION = "modelroute"
 
 
-def _exporters(env: Mapping[str, str]) -> list[SpanExporter]:
-    names = env.get("OTEL_TRACES_EXPORTER")
+def exporter_names(env: Mapping[str, str], signal: str) -> list[str]:
+    """The exporters ``OTEL_<SIGNAL>_EXPORTER`` names (signal: TRACES or METRICS); when it is not
+    set, ``otlp`` if an OTLP endpoint is configured, else none. OTLP is spoken over HTTP/protobuf."""
+    names = env.get(f"OTEL_{signal}_EXPORTER")
     if names is None:
-        has_endpoint = env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        has_endpoint = env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT")
         names = "otlp" if has_endpoint else "none"
+    return [n.strip() for n in names.split(",") if n.strip() not in ("", "none")]
+
+
+def _exporters(env: Mapping[str, str]) -> list[SpanExporter]:
     out: list[SpanExporter] = []
-    for name in (n.strip() for n in names.split(",")):
+    for name in exporter_names(env, "TRACES"):
         if name == "otlp":
-            protocol = env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", env.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"))
-            if protocol == "grpc":
-                from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-                out.append(GrpcExporter())
-            else:
-                from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-                out.append(OTLPSpanExporter())
+            out.append(OTLPSpanExporter())
         elif name == "console":
             out.append(ConsoleSpanExporter())
     return out

@@ -28,7 +28,7 @@ from aiohttp import web
 
 from modelroute.providers.anthropic_errors import anthropic_error_body
 from modelroute.testing.fake_anthropic_rules import check_request, sample, text_of
-from modelroute.testing.server import ServerBase, next_fault
+from modelroute.testing.server import Received, ServerBase, next_fault
 
 
 @dataclass
@@ -54,13 +54,6 @@ class Reply:
     stop_reason: str = "end_turn"
     stop_sequence: str | None = None
     usage: dict[str, Any] | None = None  # default: computed like the deterministic answers
-
-
-@dataclass
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: dict[str, Any]
 
 
 @dataclass

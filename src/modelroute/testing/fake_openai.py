@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from modelroute.testing.server import ServerBase, next_fault
+from modelroute.testing.server import Received, ServerBase, next_fault
 
 
 @dataclass
@@ -36,13 +36,6 @@ class Fault:
     stall_after: int | None = None  # streams: after this many chunks, go silent for `stall` seconds
     stall: float = 0.0
     times: int | None = None
-
-
-@dataclass
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: dict[str, Any]
 
 
 @dataclass

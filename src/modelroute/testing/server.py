@@ -11,6 +11,15 @@ from aiohttp import web
 
 
 @dataclass
+class Received:
+    """A request a fake server received (tests assert on what the sidecar sent)."""
+
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+@dataclass
 class ServerBase:
     host: str = "127.0.0.1"
     port: int = 0
