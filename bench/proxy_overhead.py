@@ -38,9 +38,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+#: With --pin (and two or more cores): the proxies under test on their own core, the load generator
+#: and the fake provider on another, so neither proxy competes with the load for CPU.
+PROXY_CORE, LOAD_CORE = 1, 0
+
+
 @contextlib.contextmanager
-def spawn(args: list[str], env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[str]]:
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+def spawn(args: list[str], env: dict[str, str] | None = None, core: int | None = None) -> Iterator[subprocess.Popen[str]]:
+    pin = (lambda: os.sched_setaffinity(0, {core})) if core is not None else None
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, preexec_fn=pin)
     try:
         yield proc
     finally:
@@ -145,9 +151,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--stream", action="store_true", help="stream the answers")
+    parser.add_argument("--pin", action="store_true", help="proxies on one core, load and fake provider on another")
     args = parser.parse_args()
     py = sys.executable
-    with spawn([py, "-m", "modelroute.testing.fake_openai", "--port", "0"]) as fake, tempfile.TemporaryDirectory() as tmp:
+    proxy_core = PROXY_CORE if args.pin and (os.cpu_count() or 1) > 1 else None
+    if proxy_core is not None:
+        os.sched_setaffinity(0, {LOAD_CORE})
+    with spawn([py, "-m", "modelroute.testing.fake_openai", "--port", "0"], core=LOAD_CORE if proxy_core is not None else None) as fake, tempfile.TemporaryDirectory() as tmp:
         assert fake.stdout is not None
         upstream = fake.stdout.readline().strip()
         doc = yaml.safe_load((ROOT / "examples/quickstart/policy.yaml").read_text())
@@ -156,8 +166,9 @@ def main() -> None:
         Path(policy).write_text(yaml.safe_dump(doc))
         bare_port, side_port = free_port(), free_port()
         env = {**os.environ, "OPENAI_API_KEY": "sk-bench"}
-        with spawn([py, str(ROOT / "bench/passthrough.py"), "--upstream", upstream, "--port", str(bare_port)]) as bare, \
-             spawn([py, "-m", "modelroute", "serve", "--policy", policy, "--port", str(side_port), "--log-level", "error"], env) as side:
+        with spawn([py, str(ROOT / "bench/passthrough.py"), "--upstream", upstream, "--port", str(bare_port)], core=proxy_core) as bare, \
+             spawn([py, "-m", "modelroute", "serve", "--policy", policy, "--port", str(side_port), "--log-level", "error"], env,
+                   core=proxy_core) as side:
             targets = {"direct": (upstream + "/v1", None), "passthrough": (f"http://127.0.0.1:{bare_port}/v1", bare.pid),
                        "sidecar": (f"http://127.0.0.1:{side_port}/v1", side.pid)}
 
@@ -169,7 +180,8 @@ def main() -> None:
                 return idle, await measure(targets, args.requests, args.stream)
 
             idle, results = asyncio.run(run())
-    print(f"proxy overhead ({'streaming' if args.stream else 'non-streaming'}, {args.requests} requests per round, best of 3 rounds)")
+    pinned = ", proxies pinned to their own core" if proxy_core is not None else ""
+    print(f"proxy overhead ({'streaming' if args.stream else 'non-streaming'}, {args.requests} requests per round, best of 3 rounds{pinned})")
     print(report(results, idle))
 
 
