@@ -9,6 +9,7 @@ import pytest
 pytest.importorskip("kopf")
 pytest.importorskip("kmock")
 
+from modelroute.testing.fake_openai import FakeOpenAI
 from tests.operator.harness import Cluster
 
 
@@ -16,3 +17,12 @@ from tests.operator.harness import Cluster
 async def cluster() -> AsyncIterator[Cluster]:
     async with Cluster() as c:
         yield c
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeOpenAI]:
+    """A fake OpenAI provider that keeps no record of requests (the end-to-end tests send many)."""
+    f = FakeOpenAI(record=False)
+    await f.start()
+    yield f
+    await f.close()

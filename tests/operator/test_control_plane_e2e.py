@@ -10,7 +10,6 @@ behaviour (pass-through for one sidecar, refusal for another).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -28,14 +27,6 @@ from tests.operator.harness import (
 )
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeOpenAI]:
-    f = FakeOpenAI(record=False)
-    await f.start()
-    yield f
-    await f.close()
 
 
 async def served_model(session: aiohttp.ClientSession, sidecar: Process, **headers: str) -> str | None:

@@ -17,7 +17,6 @@ import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -59,14 +58,6 @@ def namespace() -> Any:
     kubectl("create", "namespace", ns)
     yield ns
     kubectl("delete", "namespace", ns, "--wait=false", check=False)
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeOpenAI]:
-    f = FakeOpenAI(record=False)
-    await f.start()
-    yield f
-    await f.close()
 
 
 def test_cel_rules_reject_a_bad_policy_at_apply(namespace: str) -> None:
