@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from proxy_overhead import BODY, free_port, measure, spawn, wait_up
+from proxy_overhead import BODY, free_port, measure, spawn, table, wait_up
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -104,10 +104,7 @@ def report(results: dict[int, dict[str, dict[str, float]]], judge_rate: float) -
     lines = [f"monitoring on: heuristic checks on every answer, feedback index, judge sampling {judge_rate:.0%}"]
     for concurrency, row in results.items():
         direct = row["direct"]["p50"]
-        lines.append(f"\nconcurrency {concurrency}")
-        lines.append(f"  {'target':<16}{'p50 ms':>9}{'p99 ms':>9}{'added p50 ms':>14}{'req/s':>9}{'sidecar CPU µs/req':>20}")
-        for name, r in row.items():
-            lines.append(f"  {name:<16}{r['p50']:>9.3f}{r['p99']:>9.3f}{r['p50'] - direct:>14.3f}{r['rps']:>9.0f}{r['cpu_us']:>20.0f}")
+        lines += table(concurrency, row, name_width=16, cpu_label="sidecar CPU µs/req")
         off, on = row["monitoring-off"], row["monitoring-on"]
         added_off, added_on = off["p50"] - direct, on["p50"] - direct
         latency = (added_on - added_off) / added_off * 100 if added_off > 0 else float("nan")

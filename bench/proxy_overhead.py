@@ -129,14 +129,20 @@ async def measure(targets: dict[str, tuple[str, int | None]], requests: int, str
     return results
 
 
+def table(concurrency: int, row: dict[str, dict[str, float]], name_width: int = 14, cpu_label: str = "proxy CPU µs/req") -> list[str]:
+    """The figures of every target at one concurrency, added latency against ``direct``."""
+    direct, w, c = row["direct"]["p50"], name_width, len(cpu_label) + 2
+    lines = [f"\nconcurrency {concurrency}", f"  {'target':<{w}}{'p50 ms':>9}{'p99 ms':>9}{'added p50 ms':>14}{'req/s':>9}{cpu_label:>{c}}"]
+    for name, r in row.items():
+        lines.append(f"  {name:<{w}}{r['p50']:>9.3f}{r['p99']:>9.3f}{r['p50'] - direct:>14.3f}{r['rps']:>9.0f}{r['cpu_us']:>{c}.0f}")
+    return lines
+
+
 def report(results: dict[int, dict[str, dict[str, float]]], rss: float) -> str:
     lines = []
     for concurrency, row in results.items():
         direct = row["direct"]["p50"]
-        lines.append(f"\nconcurrency {concurrency}")
-        lines.append(f"  {'target':<14}{'p50 ms':>9}{'p99 ms':>9}{'added p50 ms':>14}{'req/s':>9}{'proxy CPU µs/req':>18}")
-        for name, r in row.items():
-            lines.append(f"  {name:<14}{r['p50']:>9.3f}{r['p99']:>9.3f}{r['p50'] - direct:>14.3f}{r['rps']:>9.0f}{r['cpu_us']:>18.0f}")
+        lines += table(concurrency, row)
         bare = row["passthrough"]["p50"] - direct
         side = row["sidecar"]["p50"] - direct
         cpu = row["sidecar"]["cpu_us"] / row["passthrough"]["cpu_us"] if row["passthrough"]["cpu_us"] else float("nan")
