@@ -99,3 +99,25 @@ async def test_chunked_body_over_the_limit_is_413(make_sidecar: SidecarFactory, 
         async with http.post(sidecar.url + "/v1/chat/completions", data=body(), headers={"Content-Type": "application/json"}) as resp:
             payload = await resp.json()
     assert resp.status == 413 and payload["error"]["code"] == "request_too_large"
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+async def test_the_limit_is_exact(make_sidecar: SidecarFactory, fake_openai: FakeOpenAI, chunked: bool) -> None:
+    sidecar = await make_sidecar(quickstart(fake_openai.base_url), max_body_bytes=1000)
+    head, tail = b'{"model": "auto", "messages": [{"role": "user", "content": "', b'"}]}'
+
+    async def send(size: int) -> int:
+        data = head + b"x" * (size - len(head) - len(tail)) + tail
+        assert len(data) == size
+
+        async def gen():  # type: ignore[no-untyped-def]
+            yield data[:500]
+            yield data[500:]
+
+        async with aiohttp.ClientSession() as http:
+            async with http.post(sidecar.url + "/v1/chat/completions", data=gen() if chunked else data,
+                                 headers={"Content-Type": "application/json"}) as resp:
+                return resp.status
+
+    assert await send(1000) == 200
+    assert await send(1001) == 413

@@ -11,15 +11,19 @@ from modelroute.proxy.errors import BadRequest, PayloadTooLarge
 
 
 async def read_json(request: web.Request, limit: int) -> dict[str, Any]:
-    """The request body as a JSON object; 413 over ``limit`` bytes, 400 when it is not JSON."""
+    """The request body as a JSON object; 413 over ``limit`` bytes, 400 when it is not JSON.
+
+    aiohttp's own ``client_max_size`` stops an oversized body while it is read; it lets a chunked
+    body one byte over through, so the length is checked once more after reading."""
+    too_large = PayloadTooLarge(f"the request body is larger than the limit of {limit} bytes", code="request_too_large")
     if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(f"the request body is larger than the limit of {limit} bytes", code="request_too_large")
+        raise too_large
     try:
-        raw = await request.read()  # the app's client_max_size is the limit
+        raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        raise PayloadTooLarge(f"the request body is larger than the limit of {limit} bytes", code="request_too_large") from None
+        raise too_large from None
     if len(raw) > limit:
-        raise PayloadTooLarge(f"the request body is larger than the limit of {limit} bytes", code="request_too_large")
+        raise too_large
     if not raw:
         raise BadRequest("the request body is empty; expected a JSON object", code="invalid_json")
     try:
