@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 #: Bumped when the shape of the compiled policy changes incompatibly.
 FORMAT_VERSION = 1

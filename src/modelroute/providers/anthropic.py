@@ -14,7 +14,8 @@ take it. The provider sets ``x-api-key`` (from the key source, never the client'
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator, Mapping
+from collections.abc import Mapping
+from typing import Any, AsyncIterator
 
 import aiohttp
 

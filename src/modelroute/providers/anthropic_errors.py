@@ -9,7 +9,8 @@ Anthropic uses for its status, so Anthropic SDKs raise the exception class they 
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from modelroute.providers.base import ErrorKind, ProviderError
 from modelroute.providers.http import http_error, parse_error_body

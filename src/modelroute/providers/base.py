@@ -15,7 +15,8 @@ from __future__ import annotations
 import abc
 import enum
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Mapping
+from collections.abc import Mapping
+from typing import Any, AsyncIterator
 
 import aiohttp
 

@@ -7,7 +7,7 @@ import contextlib
 import email.utils
 from modelroute import _json as json
 import time
-from typing import Any, AsyncIterator, Mapping
+from typing import Any, Mapping
 
 import aiohttp
 
@@ -82,20 +82,28 @@ def http_error(provider: str, model: str, status: int, headers: Mapping[str, str
     return ProviderError(kind, f"{where}: upstream answered {status}", status=status, retry_after=retry_after(headers))
 
 
-@contextlib.asynccontextmanager
-async def network_errors(provider: str, model: str) -> AsyncIterator[None]:
-    """Turn aiohttp and timeout exceptions into ProviderError."""
-    where = f"{provider}/{model}"
-    try:
-        yield
-    except ProviderError:
-        raise
-    except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
-        raise ProviderError(ErrorKind.TIMEOUT, f"{where}: timed out") from None
-    except aiohttp.ClientPayloadError:
-        raise ProviderError(ErrorKind.CONNECT, f"{where}: the connection broke mid-answer") from None
-    except (aiohttp.ClientError, OSError) as exc:
-        raise ProviderError(ErrorKind.CONNECT, f"{where}: {type(exc).__name__}") from None
+class network_errors:  # noqa: N801 - used like a function: ``async with network_errors(p, m):``
+    """Turn aiohttp and timeout exceptions into ProviderError. (A class, not a generator-based
+    context manager: it is entered on every upstream call.)"""
+
+    __slots__ = ("provider", "model")
+
+    def __init__(self, provider: str, model: str) -> None:
+        self.provider, self.model = provider, model
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if exc is None or isinstance(exc, ProviderError):
+            return
+        where = f"{self.provider}/{self.model}"
+        if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+            raise ProviderError(ErrorKind.TIMEOUT, f"{where}: timed out") from None
+        if isinstance(exc, aiohttp.ClientPayloadError):
+            raise ProviderError(ErrorKind.CONNECT, f"{where}: the connection broke mid-answer") from None
+        if isinstance(exc, (aiohttp.ClientError, OSError)):
+            raise ProviderError(ErrorKind.CONNECT, f"{where}: {type(exc).__name__}") from None
 
 
 def loads_object(raw: bytes, provider: str, model: str) -> dict[str, Any]:

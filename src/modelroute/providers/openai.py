@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 from modelroute import _json as json
-from typing import Any, AsyncIterator, Mapping
+from collections.abc import Mapping
+from typing import Any, AsyncIterator
 
 import aiohttp
 

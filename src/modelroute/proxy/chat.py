@@ -25,16 +25,23 @@ from modelroute.proxy.exchange import Exchange
 from modelroute.proxy.held import HeldStream, open_first
 from modelroute.proxy.hooks import AnswerBuilder
 from modelroute.proxy.ingress import lower_headers, read_json, require_chat_fields
-from modelroute.proxy.state import SERVICES, Runtime
-from modelroute.routing import AUTO, Decision, RequestView, Review, UnknownModel, build_view
+from modelroute.proxy.state import SERVICES
+from modelroute.routing import AUTO, Decision, Review, UnknownModel, build_view
 
 _EMPTY_CHOICES = (b'"choices":[]', b'"choices": []')
 
 
-async def decide(runtime: Runtime, view: RequestView) -> Decision:
-    """The router's decision, or the client error when there is no model to try."""
+async def decide(ex: Exchange) -> Decision:
+    """The router's decision, or the client error when there is no model to try. Model calls the
+    strategies make while deciding are children of the request's span."""
+    runtime, view = ex.runtime, ex.view
+    assert view is not None
     try:
-        decision = await runtime.router.decide(view)
+        if runtime.router.calls_models:
+            with trace.use_span(ex.span, end_on_exit=False):
+                decision = await runtime.router.decide(view)
+        else:
+            decision = await runtime.router.decide(view)
     except UnknownModel as exc:
         models = ", ".join([AUTO, *runtime.policy.models])
         raise NotFound(f"the model {exc.args[0]!r} does not exist; available: {models}", param="model",
@@ -53,8 +60,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
     ex = Exchange(services, services.holder.current, "chat", lower_headers(request))
     try:
         ex.view = build_view(body, ex.incoming_headers)
-        with trace.use_span(ex.span, end_on_exit=False):  # strategies' model calls become its children
-            ex.decision = await decide(ex.runtime, ex.view)
+        ex.decision = await decide(ex)
         if services.hooks.items:
             await services.hooks.admit(ex)
         if ex.view.stream:
@@ -83,8 +89,8 @@ async def _complete(ex: Exchange) -> web.Response:
     outcome = await attempt_each(ex, call, usage_of=lambda c: c.usage, review=review if decision.reviewer else None)
     completion = outcome.result
     ex.served, ex.usage, ex.dropped, ex.answer = outcome.model, completion.usage, completion.dropped, completion.body
+    ex.settle("ok")  # first: the cost is then computed once, for the header and the records
     headers = ex.response_headers(with_cost=True)
-    ex.settle("ok")
     raw = completion.raw if completion.raw is not None else json.dumps(completion.body)
     return web.Response(body=raw, content_type="application/json", headers=headers)
 

@@ -47,8 +47,8 @@ async def embeddings(request: web.Request) -> web.Response:
 
         outcome = await attempt_each(ex, call, usage_of=lambda c: c.usage)
         ex.served, ex.usage = outcome.model, outcome.result.usage
-        headers = ex.response_headers(with_cost=True)
         ex.settle("ok")
+        headers = ex.response_headers(with_cost=True)
         raw = outcome.result.raw
         return web.Response(body=raw, content_type="application/json", headers=headers)
     except ClientError as exc:

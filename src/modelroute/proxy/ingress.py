@@ -15,15 +15,14 @@ async def read_json(request: web.Request, limit: int) -> dict[str, Any]:
 
     aiohttp's own ``client_max_size`` stops an oversized body while it is read; it lets a chunked
     body one byte over through, so the length is checked once more after reading."""
-    too_large = PayloadTooLarge(f"the request body is larger than the limit of {limit} bytes", code="request_too_large")
     if request.content_length is not None and request.content_length > limit:
-        raise too_large
+        raise _too_large(limit)
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        raise too_large from None
+        raise _too_large(limit) from None
     if len(raw) > limit:
-        raise too_large
+        raise _too_large(limit)
     if not raw:
         raise BadRequest("the request body is empty; expected a JSON object", code="invalid_json")
     try:
@@ -33,6 +32,10 @@ async def read_json(request: web.Request, limit: int) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object", code="invalid_json")
     return body
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"the request body is larger than the limit of {limit} bytes", code="request_too_large")
 
 
 def require_chat_fields(body: Mapping[str, Any]) -> None:

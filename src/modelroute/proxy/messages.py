@@ -24,7 +24,6 @@ from decimal import Decimal
 from typing import Any, AsyncIterator, Mapping
 
 from aiohttp import web
-from opentelemetry import trace
 
 from modelroute import _json as json
 from modelroute.policy import ModelSpec
@@ -97,8 +96,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
     ex = Exchange(services, services.holder.current, "chat", lower_headers(request))
     try:
         ex.view = build_view(openai_body, ex.incoming_headers, api="anthropic")
-        with trace.use_span(ex.span, end_on_exit=False):  # strategies' model calls become its children
-            ex.decision = await decide(ex.runtime, ex.view)
+        ex.decision = await decide(ex)
         if services.hooks.items:
             await services.hooks.admit(ex)
         if body.get("stream"):
@@ -143,8 +141,8 @@ async def _complete(ex: Exchange, body: Mapping[str, Any], translator: Anthropic
     ex.served, ex.usage, ex.dropped = outcome.model, answer.completion.usage, answer.completion.dropped
     if ex.services.hooks.items:  # hooks read the answer in OpenAI's shape
         ex.answer = answer.openai or OpenAIToAnthropic(ex.policy.models[outcome.model]).response(answer.message)
-    headers = {**ex.response_headers(with_cost=True), "request-id": ex.request_id}
     ex.settle("ok")
+    headers = {**ex.response_headers(with_cost=True), "request-id": ex.request_id}
     raw = answer.completion.raw if answer.completion.raw is not None else json.dumps(answer.message)
     return web.Response(body=raw, content_type="application/json", headers=headers)
 

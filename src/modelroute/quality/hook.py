@@ -1,9 +1,9 @@
 """The measurement hook: quality checks, sampled judge, regret sampling, feedback index, arm metrics.
 
-Registered in :func:`modelroute.proxy.app.default_hooks`. Its ``settled`` only indexes the
-request for feedback and schedules the rest with ``loop.call_soon``, so the answer never waits:
-the heuristic checks and metrics run right after the handler, and judge calls and regret re-runs
-go to a bounded :class:`BackgroundQueue` (dropped and counted when full).
+Registered in :func:`modelroute.proxy.app.default_hooks`. Its ``settled`` runs after the answer
+has gone out (the exchange records itself on the next turn of the event loop): it indexes the
+request for feedback and runs the heuristic checks; judge calls and regret re-runs go to a bounded
+:class:`BackgroundQueue` (dropped and counted when full), so the loop never waits on them.
 """
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ class MeasurementHook:
         self._registry: CollectorRegistry | None = None
         self._configs: dict[str, QualityConfig] = {}
         self._rng = random.Random(seed)
-        self._pending: list[tuple[Exchange, Served, QualityConfig]] = []
 
     # -- the hook interface ----------------------------------------------------------------------
 
@@ -70,10 +69,8 @@ class MeasurementHook:
             cost = float(ex.cost())
             baseline = float(ex.baseline_cost()) if ex.usage is not None else 0.0
             metrics.record_arm((ex.policy.name, experiment, arm), ex.status, cost, baseline, seconds)
-        if ex.answer is not None and ex.status == "ok":
-            if not self._pending:  # one callback measures every answer settled in this turn of the loop
-                asyncio.get_running_loop().call_soon(self._flush)
-            self._pending.append((ex, served, cfg))
+        if ex.answer is not None and ex.status == "ok":  # settled() already runs after the answer went out
+            self._measure(ex, served, cfg)
 
     # -- settings and metrics -------------------------------------------------------------------
 
@@ -95,11 +92,6 @@ class MeasurementHook:
             self._metrics.jobs.labels(policy, kind, result).inc()
 
     # -- after the answer --------------------------------------------------------------------------
-
-    def _flush(self) -> None:
-        pending, self._pending = self._pending, []
-        for ex, served, cfg in pending:
-            self._measure(ex, served, cfg)
 
     def _measure(self, ex: Exchange, served: Served, cfg: QualityConfig) -> None:
         try:

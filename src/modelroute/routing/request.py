@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from collections.abc import Mapping
+from typing import Any, Callable
 
 #: Rough characters per token for the estimate; real tokenizers average 3.5-4.2 on English.
 CHARS_PER_TOKEN = 4

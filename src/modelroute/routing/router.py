@@ -35,6 +35,8 @@ class Router:
             for name, cfg in policy.strategies.items()
         }
         self._labelers = [s for s in self.strategies.values() if s.labels_requests]
+        #: Only strategies call models while deciding (a classifier, an embedder): rules never do.
+        self.calls_models = bool(self.strategies)
         self.experiments = Experiments.from_extensions(policy.extensions)
 
     async def decide(self, view: RequestView) -> Decision:

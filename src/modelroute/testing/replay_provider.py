@@ -17,7 +17,8 @@ import argparse
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from collections.abc import Mapping
+from typing import Any, Callable
 
 from aiohttp import web
 

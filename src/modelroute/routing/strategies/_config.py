@@ -7,7 +7,8 @@ A strategy constructor builds a :class:`Config` over its block, reads each field
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Mapping
+from typing import Any, Iterable
 
 from modelroute.policy import CompiledPolicy, PolicyError
 

@@ -12,7 +12,8 @@ import asyncio
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from modelroute.routing.request import RequestView, content_text
 from modelroute.routing.strategy import ModelClient, Review
