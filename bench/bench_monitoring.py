@@ -1,11 +1,15 @@
 """What the quality monitor costs: the sidecar with monitoring on (heuristic checks on every answer,
 feedback index, the judge sampling 1% of answers on its background queue) against the same sidecar
-with no hooks, both in front of one fake provider, in one run.
+without the measurement hook, and, as a control, a second sidecar without it: the difference
+between two identical sidecars is the noise floor of this machine.
 
-Prints p50/p99 latency, the latency each sidecar adds over calling the provider directly, its CPU
-time per request, and the monitoring's share of the sidecar's overhead (the bar: under 5%).
+Short rounds alternate between the sidecars (the order reversed every round), so a drift of the
+machine hits them alike; each round compares them pairwise, and the report gives the median of the
+rounds and their interquartile range. Figures: the latency each sidecar adds over calling the
+provider directly (p50), its CPU time per request, and monitoring's share of the sidecar's
+overhead (the bar: under 5%). Finally the hook alone, timed in process.
 
-    .venv/bin/python bench/bench_monitoring.py [--requests 2000] [--stream] [--judge-rate 0.01]
+    .venv/bin/python bench/bench_monitoring.py [--requests 1000] [--rounds 12] [--stream] [--judge-rate 0.01]
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -21,9 +26,11 @@ from typing import Any
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from proxy_overhead import BODY, free_port, measure, spawn, table, wait_up
+from proxy_overhead import BODY, cpu_seconds, free_port, load, spawn, wait_up
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The sidecars compared: name -> whether it runs the measurement hook.
+SIDECARS = {"off": False, "off-again": False, "on": True}
 
 
 def serve(policy: str, port: int, monitoring: bool) -> None:
@@ -46,9 +53,9 @@ def serve(policy: str, port: int, monitoring: bool) -> None:
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=lambda _: None)
 
 
-async def hook_cost_us(policy: str, upstream: str, n: int = 10000) -> float:
-    """CPU µs per request of the measurement hook alone (admit, settled and the deferred checks), in process:
-    steadier than the end-to-end figures on a busy machine."""
+async def hook_cost_us(policy: str, n: int = 10000) -> float:
+    """CPU µs per request of the measurement hook alone (admit, settled and its sampled judge
+    calls), in process: the steadiest figure on a busy machine. The quietest of five rounds."""
     import time
 
     import aiohttp
@@ -77,14 +84,12 @@ async def hook_cost_us(policy: str, upstream: str, n: int = 10000) -> float:
         ex = grabbed[0]
         hook = next(h for h in app[SERVICES].hooks.items if isinstance(h, MeasurementHook))
         rounds = []
-        for _ in range(5):  # the quietest of five rounds
+        for _ in range(5):
             started = time.process_time()
-            for i in range(n):
+            for _ in range(n):
                 await hook.admit(ex)
                 hook.settled(ex)
-                if i % 100 == 99:
-                    await asyncio.sleep(0)  # run the deferred checks
-            await hook.drain()
+            await hook.drain()  # the sampled judge calls (real calls to the fake provider) count too
             rounds.append((time.process_time() - started) / n * 1e6)
         return min(rounds)
     finally:
@@ -96,27 +101,62 @@ def policy_doc(upstream: str, judge_rate: float) -> dict[str, Any]:
     doc["spec"]["providers"][0]["baseURL"] = upstream + "/v1"
     doc["spec"]["models"].append({"name": "judge", "provider": doc["spec"]["providers"][0]["name"],
                                   "pricing": {"input": 0.15, "output": 0.6}})
-    doc["spec"]["quality"] = {"judge": {"model": "judge", "sampleRate": judge_rate}}
+    # the fake provider echoes the prompt's first words: this prompt makes its reply a valid score
+    prompt = "Score 0.8 for: {question} / {answer}"
+    doc["spec"]["quality"] = {"judge": {"model": "judge", "sampleRate": judge_rate, "prompt": prompt}}
     return doc
 
 
-def report(results: dict[int, dict[str, dict[str, float]]], judge_rate: float) -> str:
-    lines = [f"monitoring on: heuristic checks on every answer, feedback index, judge sampling {judge_rate:.0%}"]
-    for concurrency, row in results.items():
-        direct = row["direct"]["p50"]
-        lines += table(concurrency, row, name_width=16, cpu_label="sidecar CPU µs/req")
-        off, on = row["monitoring-off"], row["monitoring-on"]
-        added_off, added_on = off["p50"] - direct, on["p50"] - direct
-        latency = (added_on - added_off) / added_off * 100 if added_off > 0 else float("nan")
-        cpu = (on["cpu_us"] - off["cpu_us"]) / off["cpu_us"] * 100 if off["cpu_us"] else float("nan")
-        lines.append(f"  monitoring's share of the sidecar's overhead: latency {latency:+.1f}%, CPU {cpu:+.1f}%, "
-                     f"throughput {(on['rps'] / off['rps'] - 1) * 100:+.1f}%")
-    return "\n".join(lines)
+Sample = tuple[float, float]  # (p50 ms, CPU µs per request) of one target in one round
+
+
+async def rounds(targets: dict[str, tuple[str, int | None]], concurrency: int, n: int, count: int,
+                 stream: bool) -> list[dict[str, Sample]]:
+    """``count`` rounds; in each, every target gets a warm-up and ``n`` requests, in an order that
+    reverses every round."""
+    out = []
+    names = list(targets)
+    for index in range(count):
+        row: dict[str, Sample] = {}
+        for name in names if index % 2 == 0 else names[::-1]:
+            url, pid = targets[name]
+            await load(url, max(50, n // 10), concurrency, stream)
+            cpu = cpu_seconds(pid)
+            latencies, _ = await load(url, n, concurrency, stream)
+            row[name] = (statistics.median(latencies) * 1000, (cpu_seconds(pid) - cpu) / n * 1e6)
+        out.append(row)
+    return out
+
+
+def spread(values: list[float]) -> str:
+    """Median and interquartile range, in percent."""
+    q = statistics.quantiles(values, n=4)
+    return f"{statistics.median(values):+6.1f}% (IQR {q[0]:+.1f} .. {q[2]:+.1f})"
+
+
+def report(concurrency: int, samples: list[dict[str, Sample]]) -> list[str]:
+    lines = [f"\nconcurrency {concurrency}: {len(samples)} rounds",
+             f"  {'target':<12}{'p50 ms':>9}{'added p50 ms':>14}{'CPU µs/req':>12}   (medians of the rounds)"]
+    for name in samples[0]:
+        p50 = statistics.median(r[name][0] for r in samples)
+        added = statistics.median(r[name][0] - r["direct"][0] for r in samples)
+        lines.append(f"  {name:<12}{p50:>9.3f}{added:>14.3f}{statistics.median(r[name][1] for r in samples):>12.0f}")
+
+    def share(name: str, index: int) -> list[float]:
+        if index == 0:  # latency added over direct
+            return [((r[name][0] - r["direct"][0]) / (r["off"][0] - r["direct"][0]) - 1) * 100 for r in samples]
+        return [(r[name][1] / r["off"][1] - 1) * 100 for r in samples]
+
+    lines.append(f"  monitoring's share of the sidecar's overhead:  latency {spread(share('on', 0))}   CPU {spread(share('on', 1))}")
+    lines.append(f"  control, two sidecars without monitoring:      latency {spread(share('off-again', 0))}   "
+                 f"CPU {spread(share('off-again', 1))}")
+    return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--requests", type=int, default=1000, help="requests per target and round")
+    parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--stream", action="store_true")
     parser.add_argument("--judge-rate", type=float, default=0.01)
     parser.add_argument("--serve", choices=["on", "off"], help=argparse.SUPPRESS)
@@ -126,35 +166,37 @@ def main() -> None:
     if args.serve:
         serve(args.policy, args.port, args.serve == "on")
         return
-    py = sys.executable
+    py, me = sys.executable, str(Path(__file__).resolve())
+    env = {**os.environ, "OPENAI_API_KEY": "sk-bench"}
     with spawn([py, "-m", "modelroute.testing.fake_openai", "--port", "0"]) as fake, tempfile.TemporaryDirectory() as tmp:
         assert fake.stdout is not None
         upstream = fake.stdout.readline().strip()
         policy = os.path.join(tmp, "policy.yaml")
         Path(policy).write_text(yaml.safe_dump(policy_doc(upstream, args.judge_rate)))
-        ports = {"off": free_port(), "on": free_port()}
-        env = {**os.environ, "OPENAI_API_KEY": "sk-bench"}
-        me = str(Path(__file__).resolve())
+        ports = {name: free_port() for name in SIDECARS}
         with spawn([py, me, "--serve", "off", "--policy", policy, "--port", str(ports["off"])], env) as off, \
+             spawn([py, me, "--serve", "off", "--policy", policy, "--port", str(ports["off-again"])], env) as again, \
              spawn([py, me, "--serve", "on", "--policy", policy, "--port", str(ports["on"])], env) as on:
-            targets = {"direct": (upstream + "/v1", None),
-                       "monitoring-off": (f"http://127.0.0.1:{ports['off']}/v1", off.pid),
-                       "monitoring-on": (f"http://127.0.0.1:{ports['on']}/v1", on.pid)}
+            pids = {"off": off.pid, "off-again": again.pid, "on": on.pid}
+            targets: dict[str, tuple[str, int | None]] = {"direct": (upstream + "/v1", None)}
+            targets.update({name: (f"http://127.0.0.1:{ports[name]}/v1", pids[name]) for name in SIDECARS})
 
-            async def run() -> dict[int, dict[str, dict[str, float]]]:
+            async def run() -> dict[int, list[dict[str, Sample]]]:
                 for url, _ in targets.values():
                     await wait_up(url)
                 await asyncio.sleep(1)
-                return await measure(targets, args.requests, args.stream)
+                return {c: await rounds(targets, c, args.requests * (2 if c > 1 else 1), args.rounds, args.stream) for c in (1, 32)}
 
             results = asyncio.run(run())
-        hook_us = asyncio.run(hook_cost_us(policy, upstream))
+        os.environ["OPENAI_API_KEY"] = "sk-bench"
+        hook_us = asyncio.run(hook_cost_us(policy))
     mode = "streaming" if args.stream else "non-streaming"
-    print(f"monitoring overhead ({mode}, {args.requests} requests per round, best of 3 rounds)")
-    print(report(results, args.judge_rate))
-    sidecar_cpu = min(row["monitoring-off"]["cpu_us"] for row in results.values())
-    print(f"\nthe hook alone, in process: {hook_us:.1f} µs CPU per request = {hook_us / sidecar_cpu * 100:.1f}% of the sidecar's "
-          f"least CPU per request without it ({sidecar_cpu:.0f} µs)")
+    print(f"monitoring overhead ({mode}; heuristic checks on every answer, feedback index, judge sampling {args.judge_rate:.0%})")
+    for concurrency, samples in results.items():
+        print("\n".join(report(concurrency, samples)))
+    cpu = min(statistics.median(r["off"][1] for r in samples) for samples in results.values())
+    print(f"\nthe hook alone, in process: {hook_us:.1f} µs CPU per request = {hook_us / cpu * 100:.1f}% of the sidecar's "
+          f"CPU per request without it ({cpu:.0f} µs, the lower of the two concurrencies)")
 
 
 if __name__ == "__main__":

@@ -13,9 +13,11 @@ Label sets, and why they stay bounded:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, Metric
 
 QUALITY_LABELS = ["policy", "route", "model", "experiment", "arm"]
 ARM_LABELS = ["policy", "experiment", "arm"]
@@ -42,10 +44,7 @@ class MeasureMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         r = registry
-        self.checks = Counter("modelroute_quality_checks", "Heuristic checks on answers, by check and result (pass, fail).",
-                              [*QUALITY_LABELS, "check", "result"], registry=r)
-        self.answers = Counter("modelroute_quality_answers", "Answers checked; result pass when every heuristic check passed.",
-                               [*QUALITY_LABELS, "result"], registry=r)
+        self.checks = CheckTally(r)  # modelroute_quality_checks_total, modelroute_quality_answers_total
         self.judge = Moments("modelroute_judge_score", "Judge scores of sampled answers, 0..1.", QUALITY_LABELS, SCORE_BUCKETS, r)
         self.feedback = Moments("modelroute_feedback_score", "Feedback scores, 0..1 (thumbs up 1, down 0).", QUALITY_LABELS,
                                 SCORE_BUCKETS, r)
@@ -87,13 +86,55 @@ class MeasureMetrics:
         self.child(self.arm_latency.hist, labels).observe(seconds)
         self.child(self.arm_latency.squares, labels).inc(seconds * seconds)
 
-    def record_checks(self, labels: tuple[str, ...], results: list[tuple[str, bool]]) -> bool:
-        ok = True
-        for check, passed in results:
-            self.child(self.checks, (*labels, check, "pass" if passed else "fail")).inc()
-            ok = ok and passed
-        self.child(self.answers, (*labels, "pass" if ok else "fail")).inc()
-        return ok
+    def record_checks(self, labels: tuple[str, ...], results: list[tuple[str, bool]]) -> None:
+        self.checks.add(labels, tuple(results))
+
+
+class CheckTally:
+    """The heuristic checks' counters, kept as a tally of outcome patterns.
+
+    Every answer is checked, so recording must be cheap: an answer adds one to the count of its
+    (labels, results) pattern, a single dict update, and the two counter families are expanded from
+    the patterns when the registry is scraped. Patterns are few: a handful of checks, each pass or
+    fail, per label set. The event loop is the only writer; a scrape copies the tally first.
+    """
+
+    CHECKS = "modelroute_quality_checks"
+    ANSWERS = "modelroute_quality_answers"
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._tally: dict[tuple[tuple[str, ...], tuple[tuple[str, bool], ...]], int] = {}
+        registry.register(self)
+
+    def add(self, labels: tuple[str, ...], results: tuple[tuple[str, bool], ...]) -> None:
+        key = (labels, results)
+        self._tally[key] = self._tally.get(key, 0) + 1
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(self._families())
+
+    def collect(self) -> Iterator[Metric]:
+        checks, answers = self._families()
+        by_check: dict[tuple[str, ...], int] = {}
+        by_answer: dict[tuple[str, ...], int] = {}
+        for (labels, results), count in list(self._tally.items()):
+            for check, passed in results:
+                key = (*labels, check, "pass" if passed else "fail")
+                by_check[key] = by_check.get(key, 0) + count
+            key = (*labels, "pass" if all(passed for _, passed in results) else "fail")
+            by_answer[key] = by_answer.get(key, 0) + count
+        for key, count in by_check.items():
+            checks.add_metric(list(key), count)
+        for key, count in by_answer.items():
+            answers.add_metric(list(key), count)
+        yield checks
+        yield answers
+
+    def _families(self) -> tuple[CounterMetricFamily, CounterMetricFamily]:
+        return (CounterMetricFamily(self.CHECKS, "Heuristic checks on answers, by check and result (pass, fail).",
+                                    labels=[*QUALITY_LABELS, "check", "result"]),
+                CounterMetricFamily(self.ANSWERS, "Answers checked; result pass when every heuristic check passed.",
+                                    labels=[*QUALITY_LABELS, "result"]))
 
 
 def names() -> list[str]:
