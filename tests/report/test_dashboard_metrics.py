@@ -42,8 +42,8 @@ def exported() -> dict[str, set[str]]:
         SpendMetrics(registry)
     out: dict[str, set[str]] = {}
     for collector in list(registry._collector_to_names):  # every registered metric, samples or not
-        labels = set(getattr(collector, "_labelnames", ()))
-        for family in collector.collect():
+        for family in collector.collect():  # labels: a metric's own, or a custom collector's family's
+            labels = set(getattr(collector, "_labelnames", ()) or getattr(family, "_labelnames", ()))
             for name in sample_names(family):
                 out[name] = labels | ({"le"} if name.endswith("_bucket") else set())
     return out

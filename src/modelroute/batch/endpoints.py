@@ -107,10 +107,10 @@ def record_cost(services: Services, batch: ClientBatch, usages: list[tuple[Part,
     baseline = policy.models[policy.baseline].pricing
     for part, usage in usages:
         series = services.metrics.route(policy.name, "batch", part.model)
-        series.input_tokens.inc(usage.input_tokens)
-        series.output_tokens.inc(usage.output_tokens)
-        series.cost.inc(float(cost_usd(usage, part.pricing, batch=True)))
-        series.baseline_cost.inc(float(cost_usd(usage, baseline, batch=True)))
+        series.input_tokens += usage.input_tokens
+        series.output_tokens += usage.output_tokens
+        series.cost += float(cost_usd(usage, part.pricing, batch=True))
+        series.baseline_cost += float(cost_usd(usage, baseline, batch=True))
     from modelroute.spend import SpendHook
 
     for hook in services.hooks.items:

@@ -224,23 +224,20 @@ class Exchange:
     def _record_metrics(self, cost: Decimal, baseline: Decimal, error_type: str | None) -> None:
         m, policy = self.services.metrics, self.policy.name
         series = m.route(policy, self.route, self.served or "none")
-        series.requests(self.status).inc()
+        series.count(self.status)
         if error_type:
             m.child(m.errors, error_type).inc()
         self._record_attempts(policy)
         if self.usage is not None:
-            series.input_tokens.inc(self.usage.input_tokens)
-            series.output_tokens.inc(self.usage.output_tokens)
-            if self.usage.cached_input_tokens:
-                series.cached_tokens.inc(self.usage.cached_input_tokens)
+            series.input_tokens += self.usage.input_tokens
+            series.output_tokens += self.usage.output_tokens
+            series.cached_tokens += self.usage.cached_input_tokens
         if self.dropped:
             provider = self.policy.models[self.served].provider if self.served else "none"
             for name in self.dropped:
                 m.dropped.labels(provider, metric_label(name)).inc()
-        if cost:
-            series.cost.inc(float(cost))
-        if baseline:
-            series.baseline_cost.inc(float(baseline))
+        series.cost += float(cost)
+        series.baseline_cost += float(baseline)
         series.duration.observe(time.monotonic() - self.started)
         if self.first_chunk_at is not None:
             series.ttft.observe(self.first_chunk_at - self.started)

@@ -124,9 +124,9 @@ class CheckTally:
             key = (*labels, "pass" if all(passed for _, passed in results) else "fail")
             by_answer[key] = by_answer.get(key, 0) + count
         for key, count in by_check.items():
-            checks.add_metric(list(key), count)
+            checks.add_metric(list(key), float(count))  # floats, as prometheus_client's own
         for key, count in by_answer.items():
-            answers.add_metric(list(key), count)
+            answers.add_metric(list(key), float(count))
         yield checks
         yield answers
 
