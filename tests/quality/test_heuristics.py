@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from modelroute.quality.config import quality_config
-from modelroute.quality.heuristics import is_refusal, run_checks
+from modelroute.quality.heuristics import run_checks
+from modelroute.routing.answers import is_refusal
 
 
 def body(content: Any = "fine", finish: str = "stop", calls: list[dict[str, Any]] | None = None) -> dict[str, Any]:

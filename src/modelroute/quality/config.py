@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from modelroute.quality.heuristics import REFUSAL_PHRASES
+from modelroute.routing.answers import REFUSAL_PHRASES
 
 DEFAULT_JUDGE_PROMPT = (
     "You grade an AI assistant's answer.\n\nQuestion:\n{question}\n\nAnswer:\n{answer}\n\n"

@@ -22,9 +22,10 @@ from modelroute.policy import CompiledPolicy
 from modelroute.quality import judge
 from modelroute.quality.background import BackgroundQueue, Queued, RateLimiter
 from modelroute.quality.config import QualityConfig, quality_config
-from modelroute.quality.heuristics import answer_parts, run_checks
+from modelroute.quality.heuristics import run_checks
 from modelroute.quality.metrics import MeasureMetrics
 from modelroute.routing import ModelClient
+from modelroute.routing.answers import read_answer
 from modelroute.telemetry.cost import cost_usd
 
 if TYPE_CHECKING:
@@ -166,9 +167,15 @@ def _client(ex: Exchange) -> ModelClient:
     return ProxyModelClient(ex.policy, ex.runtime.providers)
 
 
-def _answer_text(answer: Mapping[str, Any]) -> str:
-    text, calls, _ = answer_parts(answer)
-    if calls:
-        text += "\n" + "\n".join(f"[tool call {c.get('function', {}).get('name')}: {c.get('function', {}).get('arguments')}]"
-                                 for c in calls)
-    return text
+def _answer_text(body: Mapping[str, Any]) -> str:
+    """The answer as the judge reads it: its text, then a line per tool call."""
+    answer = read_answer(body)
+    if not answer.tool_calls:
+        return answer.text
+    return answer.text + "\n" + "\n".join(_call_line(c) for c in answer.tool_calls)
+
+
+def _call_line(call: Mapping[str, Any]) -> str:
+    fn = call.get("function")
+    fn = fn if isinstance(fn, Mapping) else {}
+    return f"[tool call {fn.get('name')}: {fn.get('arguments')}]"

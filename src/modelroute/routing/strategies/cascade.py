@@ -16,9 +16,10 @@ import re
 from typing import Any, Mapping
 
 from modelroute.policy import CompiledPolicy
+from modelroute.routing.answers import REFUSAL_PHRASES
 from modelroute.routing.request import RequestView
 from modelroute.routing.strategies._config import Config
-from modelroute.routing.strategies.checks import DEFAULT_JUDGE_PROMPT, REFUSALS, Agreement, AnswerReviewer, Heuristics, Judge
+from modelroute.routing.strategies.checks import DEFAULT_JUDGE_PROMPT, Agreement, AnswerReviewer, Heuristics, Judge
 from modelroute.routing.strategy import Choice, ModelClient, Strategy
 
 _FIELDS = ("chain", "checks", "stream", "streamModel", "commit")
@@ -67,10 +68,10 @@ def _reviewer(cfg: Config, chain: tuple[str, ...], client: ModelClient | None) -
     if isinstance(refusal, list) and all(isinstance(p, str) and p for p in refusal):
         phrases = tuple(p.lower() for p in refusal)
     elif isinstance(refusal, bool):
-        phrases = REFUSALS if refusal else ()
+        phrases = REFUSAL_PHRASES if refusal else ()
     else:
         cfg.fail("must be true, false or a list of phrases", "checks", "refusal")
-        phrases = REFUSALS
+        phrases = REFUSAL_PHRASES
     heuristics = Heuristics(
         empty=cfg.boolean("empty", True, block=checks, at=at),
         truncated=cfg.boolean("truncated", True, block=checks, at=at),

@@ -3,7 +3,8 @@
 Cheap checks run first (heuristics on the answer itself, then token logprobs); the checks that
 call a model (agreement with a second model, an LLM judge) run only when those pass. The first
 failing check rejects the answer and names itself in the review's reason; the cost of the model
-calls is reported in :attr:`Review.cost_usd`.
+calls is reported in :attr:`Review.cost_usd`. The answer is read, and a refusal recognised, by
+:mod:`modelroute.routing.answers`, as the quality monitor does.
 """
 
 from __future__ import annotations
@@ -15,15 +16,9 @@ from dataclasses import dataclass, field
 from collections.abc import Mapping
 from typing import Any
 
-from modelroute.routing.request import RequestView, content_text
+from modelroute.routing.answers import REFUSAL_PHRASES, Answer, read_answer, refusal_phrase
+from modelroute.routing.request import RequestView
 from modelroute.routing.strategy import ModelClient, Review
-
-#: Phrases that open a refusal (matched case-insensitively in the first 300 characters).
-REFUSALS = (
-    "i'm sorry, but i can't", "i am sorry, but i can't", "i'm sorry, but i cannot", "i cannot help with",
-    "i can't help with", "i can't assist", "i cannot assist", "i am unable to", "i'm unable to",
-    "as an ai language model", "i won't be able to", "i cannot provide", "i can't provide",
-)
 
 DEFAULT_JUDGE_PROMPT = (
     "You grade answers to requests.\n\nRequest:\n{prompt}\n\nAnswer:\n{answer}\n\n"
@@ -33,18 +28,6 @@ DEFAULT_JUDGE_PROMPT = (
 _SCORE = re.compile(r"^\s*(1(?:\.0*)?|0(?:\.\d*)?|\.\d+)\s*$")
 _NON_WORD = re.compile(r"[^\w\s]+")
 _SPACE = re.compile(r"\s+")
-
-
-def answer_text(answer: Mapping[str, Any]) -> tuple[str, str | None, tuple[float, ...] | None, bool]:
-    """(text, finish_reason, token logprobs, has tool calls) of an OpenAI chat.completion body."""
-    choices = answer.get("choices") or [{}]
-    choice = choices[0] if isinstance(choices[0], Mapping) else {}
-    message = choice.get("message") or {}
-    text = content_text(message.get("content"))
-    content = (choice.get("logprobs") or {}).get("content")
-    logprobs = tuple(float(t.get("logprob", 0.0)) for t in content if isinstance(t, Mapping)) \
-        if isinstance(content, list) and content else None
-    return text, choice.get("finish_reason"), logprobs, bool(message.get("tool_calls"))
 
 
 def normalise_answer(text: str, extract: re.Pattern[str] | None = None) -> str:
@@ -61,23 +44,26 @@ def normalise_answer(text: str, extract: re.Pattern[str] | None = None) -> str:
 
 @dataclass(frozen=True)
 class Heuristics:
+    """The cheap checks on the answer itself; ``refusals`` empty turns the refusal check off."""
+
     empty: bool = True
     truncated: bool = True
-    refusals: tuple[str, ...] = REFUSALS
+    refusals: tuple[str, ...] = REFUSAL_PHRASES
     json: bool = True
     regex: re.Pattern[str] | None = None
     min_length: int = 0
 
-    def problem(self, view: RequestView, text: str, finish: str | None, tools: bool) -> str | None:
+    def problem(self, view: RequestView, answer: Answer) -> str | None:
+        """What is wrong with ``answer`` (the first failing check), or None."""
+        text, tools = answer.text, bool(answer.tool_calls)
         stripped = text.strip()
         if self.empty and not stripped and not tools:
             return "empty answer"
-        if self.truncated and finish == "length":
+        if self.truncated and answer.finish_reason == "length":
             return "truncated answer (finish_reason length)"
-        head = stripped[:300].lower()
-        for phrase in self.refusals:
-            if phrase in head:
-                return f"refusal ({phrase!r})"
+        phrase = refusal_phrase(stripped, self.refusals)
+        if phrase is not None:
+            return f"refusal ({phrase!r})"
         if self.json and view.response_format in ("json_object", "json_schema") and not tools:
             try:
                 json.loads(stripped)
@@ -126,10 +112,11 @@ class AnswerReviewer:
     async def review(self, view: RequestView, model: str, answer: Mapping[str, Any]) -> Review:
         if model not in self.chain[:-1]:
             return Review(True, "last model of the cascade: accepted as is")
-        text, finish, logprobs, tools = answer_text(answer)
-        why = self.heuristics.problem(view, text, finish, tools)
+        read = read_answer(answer)
+        why = self.heuristics.problem(view, read)
         if why is not None:
             return Review(False, why)
+        text, logprobs = read.text, read.logprobs
         if self.logprob_threshold is not None and logprobs:
             mean = sum(logprobs) / len(logprobs)
             if mean < self.logprob_threshold:

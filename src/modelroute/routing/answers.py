@@ -1,0 +1,129 @@
+"""What an OpenAI ``chat.completion`` answer says: its text, tool calls, finish reason and token
+logprobs (:func:`read_answer`), and whether its text is a refusal (:func:`refusal_phrase`).
+
+The one reading of an answer shared by the cascade's checks
+(:mod:`modelroute.routing.strategies.checks`) and the quality monitor's
+(:mod:`modelroute.quality.heuristics`), so both judge an answer the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+#: Lower-case phrases (straight apostrophes) that mark a refusal. Matched as substrings, so a
+#: phrase also covers its longer forms: "i can't assist" covers "i can't assist with".
+REFUSAL_PHRASES: tuple[str, ...] = (
+    "i can't help with",
+    "i cannot help with",
+    "i can't assist",
+    "i cannot assist",
+    "i can't provide",
+    "i cannot provide",
+    "i can't comply",
+    "i cannot comply",
+    "i'm sorry, but i can't",
+    "i'm sorry, but i cannot",
+    "i am sorry, but i can't",
+    "i am sorry, but i cannot",
+    "i'm unable to",
+    "i am unable to",
+    "i'm not able to help",
+    "i won't be able to",
+    "as an ai language model",
+    "i must decline",
+)
+#: An answer up to this long (stripped) is searched whole for a refusal phrase ...
+_SHORT = 300
+#: ... a longer one only in its opening, so a caveat deep in a real answer is no refusal.
+_OPENING = 120
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The first choice of a ``chat.completion`` body, as the checks read it."""
+
+    text: str = ""
+    tool_calls: tuple[Mapping[str, Any], ...] = ()
+    finish_reason: str | None = None
+    logprobs: tuple[float, ...] | None = None  # one per token, when the provider returned them
+
+
+def read_answer(body: Mapping[str, Any]) -> Answer:
+    """The :class:`Answer` of a ``chat.completion`` body; malformed parts read as absent."""
+    choice = _first(body.get("choices"))
+    message = _mapping(choice.get("message"))
+    calls = message.get("tool_calls")
+    finish = choice.get("finish_reason")
+    return Answer(
+        text=_text(message.get("content")),
+        tool_calls=tuple(c for c in calls if isinstance(c, Mapping)) if isinstance(calls, (list, tuple)) else (),
+        finish_reason=finish if isinstance(finish, str) else None,
+        logprobs=_logprobs(choice.get("logprobs")),
+    )
+
+
+def refusal_phrase(text: str, phrases: Iterable[str] = REFUSAL_PHRASES) -> str | None:
+    """The refusal phrase ``text`` holds (lower case, straight apostrophes), or None.
+
+    Case-insensitive; a typographic apostrophe (U+2019) counts as a straight one. A short text is
+    searched whole, a long one only in its opening.
+    """
+    pattern = _pattern(tuple(phrases))
+    stripped = text.strip()
+    if pattern is None or not stripped:
+        return None
+    window = stripped if len(stripped) <= _SHORT else stripped[:_OPENING]
+    found = pattern.search(_normal(window))
+    return None if found is None else found.group(0)
+
+
+def is_refusal(text: str, phrases: Iterable[str] = REFUSAL_PHRASES) -> bool:
+    """Whether ``text`` is a refusal (see :func:`refusal_phrase`)."""
+    return refusal_phrase(text, phrases) is not None
+
+
+def _normal(text: str) -> str:
+    return text.lower().replace("\u2019", "'")
+
+
+@lru_cache(maxsize=32)
+def _pattern(phrases: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One regex for a phrase list, first phrase first; None when the list has no phrase."""
+    alternatives = dict.fromkeys(re.escape(_normal(p)) for p in phrases if p)
+    return re.compile("|".join(alternatives)) if alternatives else None
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _first(choices: Any) -> Mapping[str, Any]:
+    return _mapping(choices[0]) if isinstance(choices, (list, tuple)) and choices else {}
+
+
+def _text(content: Any) -> str:
+    """A message content's text: the string, or its text parts joined as they are (no separator,
+    as the Anthropic translation joins text blocks); anything else reads as no text."""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, (list, tuple)):
+        return ""
+    return "".join(p["text"] for p in content
+                   if isinstance(p, Mapping) and p.get("type") == "text" and isinstance(p.get("text"), str))
+
+
+def _logprobs(value: Any) -> tuple[float, ...] | None:
+    """The token logprobs of ``choice.logprobs.content``; tokens without a number are skipped."""
+    tokens = _mapping(value).get("content")
+    if not isinstance(tokens, (list, tuple)):
+        return None
+    found = tuple(float(t["logprob"]) for t in tokens if isinstance(t, Mapping) and _is_number(t.get("logprob")))
+    return found or None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

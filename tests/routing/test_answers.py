@@ -1,0 +1,145 @@
+"""One reading of an answer, one refusal detector: the cascade's checks and the quality monitor's
+must agree on every answer, from the well-formed to the malformed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from modelroute.quality.config import quality_config
+from modelroute.quality.heuristics import run_checks
+from modelroute.quality.hook import _answer_text
+from modelroute.routing import Router
+from modelroute.routing.answers import REFUSAL_PHRASES, Answer, is_refusal, read_answer, refusal_phrase
+from tests.routing.strategies.strategy_support import policy, view
+
+#: The two lists this module replaced: the monitor's and the cascade's. Each phrase must still count.
+MONITOR_PHRASES = (
+    "i can't help with", "i cannot help with", "i can't assist with", "i cannot assist with",
+    "i'm sorry, but i can't", "i'm sorry, but i cannot", "i am sorry, but i cannot", "i'm unable to help",
+    "i am unable to help", "i'm not able to help", "i won't be able to help", "i can't comply", "i cannot comply",
+    "as an ai language model, i cannot", "i must decline",
+)
+CASCADE_PHRASES = (
+    "i'm sorry, but i can't", "i am sorry, but i can't", "i'm sorry, but i cannot", "i cannot help with",
+    "i can't help with", "i can't assist", "i cannot assist", "i am unable to", "i'm unable to",
+    "as an ai language model", "i won't be able to", "i cannot provide", "i can't provide",
+)
+LONG_ANSWER = "Here is the answer, step by step. " * 10  # 340 characters
+
+
+def body(content: Any, finish: Any = "stop", calls: Any = None, **choice: Any) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if calls is not None:
+        message["tool_calls"] = calls
+    return {"choices": [{"index": 0, "message": message, "finish_reason": finish, **choice}]}
+
+
+def call(name: str = "f", arguments: str = '{"q": 1}') -> dict[str, Any]:
+    return {"id": "c1", "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+async def cascade_verdict(answer: dict[str, Any], checks: dict[str, Any] | None = None, **request: Any) -> str | None:
+    """The cascade's reason to reject ``answer`` from its first model, or None when it accepts."""
+    strategies = {"c": {"type": "cascade", "chain": ["cheap", "strong"], "checks": checks or {}}}
+    decision = await Router(policy("http://127.0.0.1:9", strategies)).decide(view("question", **request))
+    assert decision.reviewer is not None
+    review = await decision.reviewer.review(view("question", **request), "cheap", answer)
+    return None if review.accept else review.reason
+
+
+def monitor(answer: dict[str, Any], **kwargs: Any) -> dict[str, bool]:
+    return dict(run_checks(answer, **kwargs))
+
+
+# -- one refusal detector ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("phrase", sorted(set(MONITOR_PHRASES + CASCADE_PHRASES)))
+async def test_a_phrase_of_either_former_list_is_a_refusal_to_both(phrase: str) -> None:
+    text = f"Well. {phrase.capitalize()} that request, sorry."
+    assert monitor(body(text))["refusal"] is False
+    reason = await cascade_verdict(body(text))
+    assert reason is not None and reason.startswith("refusal (")
+
+
+def test_the_one_list_is_lower_case_straight_and_without_duplicates() -> None:
+    assert len(set(REFUSAL_PHRASES)) == len(REFUSAL_PHRASES)
+    assert all(p == p.lower() and "\u2019" not in p for p in REFUSAL_PHRASES)
+
+
+async def test_a_typographic_apostrophe_is_a_straight_one() -> None:
+    text = "I\u2019m sorry, but I can\u2019t share that."
+    assert is_refusal(text) and monitor(body(text))["refusal"] is False
+    assert await cascade_verdict(body(text)) == "refusal (\"i'm sorry, but i can't\")"
+    custom = {"refusal": ["I won\u2019t do"]}  # a configured phrase may carry one too
+    assert await cascade_verdict(body("I won't do that."), custom) == "refusal (\"i won't do\")"
+
+
+async def test_a_phrase_deep_in_a_long_answer_is_no_refusal() -> None:
+    for text in (LONG_ANSWER + "I can't help with the rest.",
+                 LONG_ANSWER[:130] + " I cannot provide the proof. " + LONG_ANSWER):  # past the opening
+        assert not is_refusal(text) and monitor(body(text))["refusal"] is True
+        assert await cascade_verdict(body(text)) is None
+    opening = "I cannot provide a full proof, but here is a sketch. " + LONG_ANSWER
+    assert is_refusal(opening) and monitor(body(opening))["refusal"] is False
+    assert await cascade_verdict(body(opening)) == "refusal ('i cannot provide')"
+    short = "The capital is Paris. " * 5 + "I cannot help with more."  # short: searched whole
+    assert is_refusal(short) and await cascade_verdict(body(short)) is not None
+
+
+async def test_the_cascade_may_turn_refusals_off_or_bring_its_own() -> None:
+    refusal = body("I'm unable to do that.")
+    assert await cascade_verdict(refusal, {"refusal": False}) is None
+    assert await cascade_verdict(refusal, {"refusal": ["computer says no"]}) is None
+    assert await cascade_verdict(body("Computer says no."), {"refusal": ["Computer says NO"]}) is not None
+    assert refusal_phrase("I'm unable to do that.", ()) is None  # no phrase: nothing is a refusal
+    extra = quality_config({"quality": {"refusalPhrases": ["Computer says no"]}}).refusal_phrases
+    assert monitor(body("computer says no."), phrases=extra)["refusal"] is False
+    assert monitor(refusal, phrases=extra)["refusal"] is False  # the extra phrases add to the list
+
+
+# -- one reading of an answer ------------------------------------------------------------------
+
+
+async def test_content_parts_are_the_text_parts_joined() -> None:
+    parts = [{"type": "text", "text": "I'm sorry, "}, {"type": "image_url", "image_url": {"url": "x"}}, "junk",
+             {"type": "text", "text": None}, {"type": "text", "text": "but I can't do that."}]
+    assert read_answer(body(parts)).text == "I'm sorry, but I can't do that."
+    assert monitor(body(parts))["refusal"] is False
+    assert await cascade_verdict(body(parts)) == "refusal (\"i'm sorry, but i can't\")"
+    json_parts = [{"type": "text", "text": '{"a": "b'}, {"type": "text", "text": 'c"}'}]
+    assert monitor(body(json_parts), response_format="json_object")["json"] is True
+    assert await cascade_verdict(body(json_parts), response_format={"type": "json_object"}) is None
+
+
+@pytest.mark.parametrize("answer", [
+    {}, {"choices": []}, {"choices": None}, {"choices": ["junk"]}, {"choices": {"0": {}}},
+    {"choices": [{"message": "junk"}]}, body(None), body(7), body("   "), body(None, calls=["junk"]),
+])
+async def test_a_missing_or_malformed_answer_is_empty_to_both(answer: dict[str, Any]) -> None:
+    assert monitor(answer)["empty"] is False
+    assert await cascade_verdict(answer) == "empty answer"
+
+
+async def test_tool_calls_are_an_answer() -> None:
+    answer = body(None, "tool_calls", [call(), "junk", call("g", '{"q": ')])
+    read = read_answer(answer)
+    assert read.text == "" and [c["function"]["name"] for c in read.tool_calls] == ["f", "g"]
+    assert read.finish_reason == "tool_calls"
+    assert monitor(answer) == {"empty": True, "truncated": True, "tool_args": False}
+    assert await cascade_verdict(answer, response_format={"type": "json_object"}) is None  # no JSON text expected
+    assert _answer_text(answer) == '\n[tool call f: {"q": 1}]\n[tool call g: {"q": ]'
+    assert _answer_text(body("Hi", calls=[{"function": None}])) == "Hi\n[tool call None: None]"
+
+
+async def test_logprobs_and_finish_reason() -> None:
+    tokens = [{"logprob": -0.1}, {"logprob": None}, {"token": "t"}, {"logprob": True}, "junk", {"logprob": -3}]
+    assert read_answer(body("x", logprobs={"content": tokens})).logprobs == (-0.1, -3.0)
+    assert read_answer(body("x", logprobs={"content": []})).logprobs is None
+    assert read_answer(body("x", logprobs="junk")).logprobs is None
+    assert read_answer(body("x", finish=3)).finish_reason is None
+    low = body("x", logprobs={"content": [{"logprob": -2.0}, {"logprob": None}]})  # None is skipped, not a crash
+    assert "logprob -2.000" in (await cascade_verdict(low, {"logprobs": {"threshold": -0.5}}) or "")
+    assert read_answer({}) == Answer()
