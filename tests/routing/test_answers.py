@@ -143,3 +143,23 @@ async def test_logprobs_and_finish_reason() -> None:
     low = body("x", logprobs={"content": [{"logprob": -2.0}, {"logprob": None}]})  # None is skipped, not a crash
     assert "logprob -2.000" in (await cascade_verdict(low, {"logprobs": {"threshold": -0.5}}) or "")
     assert read_answer({}) == Answer()
+
+
+@pytest.mark.parametrize("message", [
+    {"role": "assistant", "content": None, "refusal": "I can not share that."},
+    {"role": "assistant", "content": [{"type": "refusal", "refusal": "Not something I will do."}]},
+])
+async def test_a_refusal_the_model_declares_is_a_refusal_to_both(message: dict[str, Any]) -> None:
+    """OpenAI's structured refusals: in ``message.refusal`` or a content part, in words no phrase knows."""
+    answer = {"choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}
+    assert read_answer(answer).refusal is not None
+    assert monitor(answer) == {"empty": True, "truncated": True, "refusal": False}
+    assert await cascade_verdict(answer) == "refusal (declared by the model)"
+    assert await cascade_verdict(answer, {"refusal": False}) is None  # the check turned off
+
+
+async def test_an_empty_refusal_field_is_no_refusal() -> None:
+    answer = body("Paris.")
+    answer["choices"][0]["message"]["refusal"] = None
+    assert read_answer(answer).refusal is None
+    assert monitor(answer)["refusal"] is True and await cascade_verdict(answer) is None

@@ -49,9 +49,10 @@ def run_checks(answer: Mapping[str, Any], response_format: str = "text",
     """Every applicable check on ``answer`` and whether it passed."""
     read = read_answer(answer)
     text, calls = read.text, read.tool_calls
-    out = [("empty", bool(calls) or bool(text.strip())), ("truncated", read.finish_reason != "length")]
-    if text:
-        out.append(("refusal", not is_refusal(text, phrases)))
+    declined = read.refusal is not None
+    out = [("empty", bool(calls) or bool(text.strip()) or declined), ("truncated", read.finish_reason != "length")]
+    if text or declined:
+        out.append(("refusal", not declined and not is_refusal(text, phrases)))
     if not calls and response_format in ("json_object", "json_schema"):
         out.append(("json", _json_ok(text)))
     if calls:

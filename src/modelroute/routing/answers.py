@@ -1,5 +1,6 @@
-"""What an OpenAI ``chat.completion`` answer says: its text, tool calls, finish reason and token
-logprobs (:func:`read_answer`), and whether its text is a refusal (:func:`refusal_phrase`).
+"""What an OpenAI ``chat.completion`` answer says: its text, tool calls, finish reason, token
+logprobs and the refusal the model declared (:func:`read_answer`), and whether its text reads as a
+refusal (:func:`refusal_phrase`).
 
 The one reading of an answer shared by the cascade's checks
 (:mod:`modelroute.routing.strategies.checks`) and the quality monitor's
@@ -50,6 +51,7 @@ class Answer:
     tool_calls: tuple[Mapping[str, Any], ...] = ()
     finish_reason: str | None = None
     logprobs: tuple[float, ...] | None = None  # one per token, when the provider returned them
+    refusal: str | None = None  # the model's own refusal: ``message.refusal``, or a content part of type refusal
 
 
 def read_answer(body: Mapping[str, Any]) -> Answer:
@@ -63,6 +65,7 @@ def read_answer(body: Mapping[str, Any]) -> Answer:
         tool_calls=tuple(c for c in calls if isinstance(c, Mapping)) if isinstance(calls, (list, tuple)) else (),
         finish_reason=finish if isinstance(finish, str) else None,
         logprobs=_logprobs(choice.get("logprobs")),
+        refusal=_refusal(message),
     )
 
 
@@ -114,6 +117,19 @@ def _text(content: Any) -> str:
         return ""
     return "".join(p["text"] for p in content
                    if isinstance(p, Mapping) and p.get("type") == "text" and isinstance(p.get("text"), str))
+
+
+def _refusal(message: Mapping[str, Any]) -> str | None:
+    """The refusal a model declares in its own field (OpenAI's structured refusals), not in prose."""
+    declared = message.get("refusal")
+    if isinstance(declared, str) and declared:
+        return declared
+    content = message.get("content")
+    if isinstance(content, (list, tuple)):
+        for part in content:
+            if isinstance(part, Mapping) and part.get("type") == "refusal" and isinstance(part.get("refusal"), str):
+                return str(part["refusal"])
+    return None
 
 
 def _logprobs(value: Any) -> tuple[float, ...] | None:

@@ -57,7 +57,9 @@ class Heuristics:
         """What is wrong with ``answer`` (the first failing check), or None."""
         text, tools = answer.text, bool(answer.tool_calls)
         stripped = text.strip()
-        if self.empty and not stripped and not tools:
+        if self.refusals and answer.refusal is not None:
+            return "refusal (declared by the model)"
+        if self.empty and not stripped and not tools and answer.refusal is None:  # a declared refusal is not empty
             return "empty answer"
         if self.truncated and answer.finish_reason == "length":
             return "truncated answer (finish_reason length)"
