@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
 
 #: Lower-case phrases (straight apostrophes) that mark a refusal. Matched as substrings, so a
@@ -101,7 +102,12 @@ def _pattern(phrases: tuple[str, ...]) -> re.Pattern[str] | None:
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+    if type(value) is dict:  # what JSON gives: skip the slower Mapping check
+        return value
+    return value if value is not None and isinstance(value, Mapping) else _NOTHING
+
+
+_NOTHING: Mapping[str, Any] = MappingProxyType({})
 
 
 def _first(choices: Any) -> Mapping[str, Any]:
@@ -134,6 +140,8 @@ def _refusal(message: Mapping[str, Any]) -> str | None:
 
 def _logprobs(value: Any) -> tuple[float, ...] | None:
     """The token logprobs of ``choice.logprobs.content``; tokens without a number are skipped."""
+    if value is None:
+        return None
     tokens = _mapping(value).get("content")
     if not isinstance(tokens, (list, tuple)):
         return None
