@@ -111,3 +111,42 @@ async def test_regret_reruns_cheap_answers_on_the_baseline_within_the_rate(make_
     assert m.sum("modelroute_regret_samples_total", **labels, result="routed_ok") == 1
     assert m.sum("modelroute_regret_saved_usd_total", **labels) > 0
     assert m.sum("modelroute_quality_cost_usd_total", kind="regret", model="gpt-4o") > 0
+
+
+async def test_answers_are_measured_in_batches_and_reads_see_them_all(make_sidecar: SidecarFactory,
+                                                                      fake_openai: FakeOpenAI) -> None:
+    """Measuring waits for a batch; feedback, /metrics and the batch timer each find every answer."""
+    from modelroute.quality import hook as hook_module
+
+    sidecar = await make_sidecar(quickstart(fake_openai.base_url))
+    hook = hook_of(sidecar)
+    answers = "modelroute_quality_answers_total"
+    async with openai.AsyncOpenAI(base_url=sidecar.base_url, api_key=APP_KEY, max_retries=0) as client, \
+            aiohttp.ClientSession() as http:
+        raw = await client.chat.completions.with_raw_response.create(model="auto", messages=HI)
+        await asyncio.sleep(0)  # the exchange records itself: it is in the batch, not measured yet
+        assert len(hook._batch) == 1 and len(hook.index) == 0
+        async with http.post(sidecar.url + "/v1/feedback", json={"request_id": raw.headers["x-modelroute-request-id"],
+                                                                 "thumbs": "up"}) as resp:
+            assert resp.status == 200, await resp.text()  # feedback right after the answer is joined
+        await client.chat.completions.create(model="auto", messages=HI)
+        async with http.get(sidecar.url + "/metrics") as resp:  # a scrape measures what waits
+            assert Samples.parse(await resp.text()).sum(answers, result="pass") == 2
+        await client.chat.completions.create(model="auto", messages=HI)
+        await asyncio.sleep(hook_module.BATCH_SECONDS * 4)  # the timer measures on its own
+        assert hook._batch == [] and len(hook.index) == 3
+
+
+async def test_a_full_batch_is_measured_at_once(make_sidecar: SidecarFactory, fake_openai: FakeOpenAI,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelroute.quality import hook as hook_module
+
+    monkeypatch.setattr(hook_module, "BATCH_SECONDS", 60.0)  # only the size can trigger it here
+    monkeypatch.setattr(hook_module, "BATCH_SIZE", 5)
+    sidecar = await make_sidecar(quickstart(fake_openai.base_url))
+    hook = hook_of(sidecar)
+    async with openai.AsyncOpenAI(base_url=sidecar.base_url, api_key=APP_KEY, max_retries=0) as client:
+        for sent in range(1, 8):
+            await client.chat.completions.create(model="auto", messages=HI)
+            await asyncio.sleep(0)
+            assert (len(hook.index), len(hook._batch)) == ((5, sent - 5) if sent >= 5 else (0, sent))

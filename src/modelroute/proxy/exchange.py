@@ -50,6 +50,7 @@ class Exchange:
     incoming_headers: Mapping[str, str]
     request_id: str = field(default_factory=lambda: f"req_{_ids.getrandbits(96):024x}")
     started: float = field(default_factory=time.monotonic)
+    ended: float | None = None  # when the exchange settled (the answer complete, or the error sent)
     view: RequestView | None = None
     decision: Decision | None = None
     attempts: list[Attempt] = field(default_factory=list)
@@ -81,6 +82,11 @@ class Exchange:
     @property
     def route(self) -> str:
         return self.decision.route if self.decision else "none"
+
+    @property
+    def seconds(self) -> float:
+        """How long the exchange took, from ingress to settling (so far, while unsettled)."""
+        return (self.ended if self.ended is not None else time.monotonic()) - self.started
 
     @property
     def deadline(self) -> float:
@@ -162,6 +168,7 @@ class Exchange:
         if self._settled:
             return
         self._settled = True
+        self.ended = time.monotonic()
         self.status, self.error_type = status, error_type
         try:
             asyncio.get_running_loop().call_soon(self._record)
@@ -238,7 +245,7 @@ class Exchange:
                 m.dropped.labels(provider, metric_label(name)).inc()
         series.cost += float(cost)
         series.baseline_cost += float(baseline)
-        series.duration.observe(time.monotonic() - self.started)
+        series.duration.observe(self.seconds)
         if self.first_chunk_at is not None:
             series.ttft.observe(self.first_chunk_at - self.started)
 
