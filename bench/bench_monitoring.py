@@ -1,15 +1,20 @@
 """What the quality monitor costs: the sidecar with monitoring on (heuristic checks on every answer,
 feedback index, the judge sampling 1% of answers on its background queue) against the same sidecar
-without the measurement hook, and, as a control, a second sidecar without it: the difference
-between two identical sidecars is the noise floor of this machine.
+without the measurement hook.
 
-Short rounds alternate between the sidecars (the order reversed every round), so a drift of the
-machine hits them alike; each round compares them pairwise, and the report gives the median of the
-rounds and their interquartile range. Figures: the latency each sidecar adds over calling the
-provider directly (p50), its CPU time per request, and monitoring's share of the sidecar's
+"on" and "off" are one sidecar process whose measurement hook the benchmark takes out and puts back
+between rounds (a bench-only endpoint), so the comparison is free of what makes two processes differ
+(where their memory landed, which core they ran on): on this 2-core VM two identical sidecar
+processes differ by up to 10% in a run. A second process without monitoring ("other process")
+shows that cross-process spread, as a control.
+
+Short rounds alternate the targets (the order reversed every round), so a drift of the machine hits
+them alike; each round compares them pairwise, and the report gives the median of the rounds and
+their interquartile range. Figures: the latency each target adds over calling the provider
+directly (p50), the sidecar's CPU time per request, and monitoring's share of the sidecar's
 overhead (the bar: under 5%). Finally the hook alone, timed in process.
 
-    .venv/bin/python bench/bench_monitoring.py [--requests 1000] [--rounds 12] [--stream] [--judge-rate 0.01]
+    .venv/bin/python bench/bench_monitoring.py [--requests 1000] [--rounds 20] [--stream] [--judge-rate 0.01]
 """
 
 from __future__ import annotations
@@ -23,31 +28,39 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from proxy_overhead import BODY, cpu_seconds, free_port, load, spawn, wait_up
 
 ROOT = Path(__file__).resolve().parents[1]
-#: The sidecars compared: name -> whether it runs the measurement hook.
-SIDECARS = {"off": False, "off-again": False, "on": True}
+#: A target: (base URL, pid of the sidecar or None for the provider, monitoring to set first or None).
+Target = tuple[str, int | None, bool | None]
 
 
 def serve(policy: str, port: int, monitoring: bool) -> None:
     """Run a sidecar as ``modelroute serve`` does, with or without the measurement hook (the other
-    hooks, spend control and batch, stay: they are not monitoring)."""
+    hooks, spend control and batch, stay: they are not monitoring). ``POST /bench/monitoring/on``
+    (or ``off``) puts the hook back in its place (or takes it out)."""
     from aiohttp import web
 
     from modelroute.cli.serve import settle_heap, use_uvloop
     from modelroute.proxy import SERVICES, PolicyHolder, Settings, build_app, load_policy_file
+    from modelroute.quality.hook import MeasurementHook
 
     app = build_app(PolicyHolder(load_policy_file(policy)), Settings())
-    if not monitoring:
-        from modelroute.quality.hook import MeasurementHook
+    hooks = app[SERVICES].hooks.items
+    with_hook = list(hooks)
+    without = [h for h in hooks if not isinstance(h, MeasurementHook)]
+    assert len(without) == len(with_hook) - 1, hooks
 
-        hooks = app[SERVICES].hooks.items
-        hooks[:] = [h for h in hooks if not isinstance(h, MeasurementHook)]
-        assert len(hooks) == 2, hooks
+    async def switch(request: web.Request) -> web.Response:
+        hooks[:] = with_hook if request.match_info["state"] == "on" else without
+        return web.Response(text=request.match_info["state"])
+
+    hooks[:] = with_hook if monitoring else without
+    app.router.add_post("/bench/monitoring/{state}", switch)
     use_uvloop()
     settle_heap()
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=lambda _: None)
@@ -110,21 +123,24 @@ def policy_doc(upstream: str, judge_rate: float) -> dict[str, Any]:
 Sample = tuple[float, float]  # (p50 ms, CPU µs per request) of one target in one round
 
 
-async def rounds(targets: dict[str, tuple[str, int | None]], concurrency: int, n: int, count: int,
-                 stream: bool) -> list[dict[str, Sample]]:
+async def rounds(targets: dict[str, Target], concurrency: int, n: int, count: int, stream: bool) -> list[dict[str, Sample]]:
     """``count`` rounds; in each, every target gets a warm-up and ``n`` requests, in an order that
     reverses every round."""
     out = []
     names = list(targets)
-    for index in range(count):
-        row: dict[str, Sample] = {}
-        for name in names if index % 2 == 0 else names[::-1]:
-            url, pid = targets[name]
-            await load(url, max(50, n // 10), concurrency, stream)
-            cpu = cpu_seconds(pid)
-            latencies, _ = await load(url, n, concurrency, stream)
-            row[name] = (statistics.median(latencies) * 1000, (cpu_seconds(pid) - cpu) / n * 1e6)
-        out.append(row)
+    async with aiohttp.ClientSession() as http:
+        for index in range(count):
+            row: dict[str, Sample] = {}
+            for name in names if index % 2 == 0 else names[::-1]:
+                url, pid, monitoring = targets[name]
+                if monitoring is not None:
+                    async with http.post(url.removesuffix("/v1") + f"/bench/monitoring/{'on' if monitoring else 'off'}") as resp:
+                        assert resp.status == 200, resp.status
+                await load(url, max(50, n // 10), concurrency, stream)
+                cpu = cpu_seconds(pid)
+                latencies, _ = await load(url, n, concurrency, stream)
+                row[name] = (statistics.median(latencies) * 1000, (cpu_seconds(pid) - cpu) / n * 1e6)
+            out.append(row)
     return out
 
 
@@ -136,11 +152,11 @@ def spread(values: list[float]) -> str:
 
 def report(concurrency: int, samples: list[dict[str, Sample]]) -> list[str]:
     lines = [f"\nconcurrency {concurrency}: {len(samples)} rounds",
-             f"  {'target':<12}{'p50 ms':>9}{'added p50 ms':>14}{'CPU µs/req':>12}   (medians of the rounds)"]
+             f"  {'target':<15}{'p50 ms':>9}{'added p50 ms':>14}{'CPU µs/req':>12}   (medians of the rounds)"]
     for name in samples[0]:
         p50 = statistics.median(r[name][0] for r in samples)
         added = statistics.median(r[name][0] - r["direct"][0] for r in samples)
-        lines.append(f"  {name:<12}{p50:>9.3f}{added:>14.3f}{statistics.median(r[name][1] for r in samples):>12.0f}")
+        lines.append(f"  {name:<15}{p50:>9.3f}{added:>14.3f}{statistics.median(r[name][1] for r in samples):>12.0f}")
 
     def share(name: str, index: int) -> list[float]:
         if index == 0:  # latency added over direct
@@ -148,15 +164,15 @@ def report(concurrency: int, samples: list[dict[str, Sample]]) -> list[str]:
         return [(r[name][1] / r["off"][1] - 1) * 100 for r in samples]
 
     lines.append(f"  monitoring's share of the sidecar's overhead:  latency {spread(share('on', 0))}   CPU {spread(share('on', 1))}")
-    lines.append(f"  control, two sidecars without monitoring:      latency {spread(share('off-again', 0))}   "
-                 f"CPU {spread(share('off-again', 1))}")
+    lines.append(f"  control, another process without monitoring:  latency {spread(share('other process', 0))}   "
+                 f"CPU {spread(share('other process', 1))}")
     return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=1000, help="requests per target and round")
-    parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--stream", action="store_true")
     parser.add_argument("--judge-rate", type=float, default=0.01)
     parser.add_argument("--serve", choices=["on", "off"], help=argparse.SUPPRESS)
@@ -173,17 +189,16 @@ def main() -> None:
         upstream = fake.stdout.readline().strip()
         policy = os.path.join(tmp, "policy.yaml")
         Path(policy).write_text(yaml.safe_dump(policy_doc(upstream, args.judge_rate)))
-        ports = {name: free_port() for name in SIDECARS}
-        with spawn([py, me, "--serve", "off", "--policy", policy, "--port", str(ports["off"])], env) as off, \
-             spawn([py, me, "--serve", "off", "--policy", policy, "--port", str(ports["off-again"])], env) as again, \
-             spawn([py, me, "--serve", "on", "--policy", policy, "--port", str(ports["on"])], env) as on:
-            pids = {"off": off.pid, "off-again": again.pid, "on": on.pid}
-            targets: dict[str, tuple[str, int | None]] = {"direct": (upstream + "/v1", None)}
-            targets.update({name: (f"http://127.0.0.1:{ports[name]}/v1", pids[name]) for name in SIDECARS})
+        ports = {"main": free_port(), "other": free_port()}
+        with spawn([py, me, "--serve", "on", "--policy", policy, "--port", str(ports["main"])], env) as main, \
+             spawn([py, me, "--serve", "off", "--policy", policy, "--port", str(ports["other"])], env) as other:
+            url = {name: f"http://127.0.0.1:{port}/v1" for name, port in ports.items()}
+            targets: dict[str, Target] = {"direct": (upstream + "/v1", None, None), "off": (url["main"], main.pid, False),
+                                          "on": (url["main"], main.pid, True), "other process": (url["other"], other.pid, None)}
 
             async def run() -> dict[int, list[dict[str, Sample]]]:
-                for url, _ in targets.values():
-                    await wait_up(url)
+                for address, _, _ in targets.values():
+                    await wait_up(address)
                 await asyncio.sleep(1)
                 return {c: await rounds(targets, c, args.requests * (2 if c > 1 else 1), args.rounds, args.stream) for c in (1, 32)}
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import aiohttp
 import openai
+import pytest
 
 from modelroute.feedback import FeedbackError, RequestIndex, Served
 from modelroute.report.prom import Samples
@@ -77,3 +78,18 @@ def test_expired_and_evicted_ids_are_unknown() -> None:
     index.add(served("c", 100))
     index.add(served("d", 100))  # over max_entries: the oldest ("b") goes
     assert len(index) == 2 and index.claim("d", "up").route == "default"
+
+
+def test_expired_entries_are_swept_as_new_ones_arrive() -> None:
+    from modelroute.feedback.store import EXPIRY_SWEEP
+
+    now = [0.0]
+    index = RequestIndex(clock=lambda: now[0])
+    for i in range(10):
+        index.add(Served(f"old{i}", "p", "v", "default", "m", "", "", index.expires_at(5)))
+    now[0] = 6  # the ten have expired: they go at the next sweep, still refused until then
+    with pytest.raises(FeedbackError):
+        index.claim("old3", "up")
+    for i in range(EXPIRY_SWEEP):
+        index.add(Served(f"new{i}", "p", "v", "default", "m", "", "", index.expires_at(5)))
+    assert len(index) == EXPIRY_SWEEP and index.claim("new0", "up").model == "m"

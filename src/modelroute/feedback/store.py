@@ -15,6 +15,8 @@ from typing import Any
 
 #: Entries kept at most (about 300 bytes each).
 MAX_ENTRIES = 100_000
+#: Expired entries are swept every this many additions.
+EXPIRY_SWEEP = 256
 
 
 @dataclass(slots=True)
@@ -74,6 +76,7 @@ class RequestIndex:
         self._items: OrderedDict[str, Served] = OrderedDict()
         self._max = max_entries
         self._clock = clock
+        self._added = 0
 
     def __len__(self) -> int:
         return len(self._items)
@@ -81,10 +84,15 @@ class RequestIndex:
     def add(self, entry: Served) -> None:
         items = self._items
         items[entry.request_id] = entry
-        while len(items) > self._max:
+        if len(items) > self._max:
             items.popitem(last=False)
-        # entries are added in time order: expired ones sit at the front
-        now = self._clock()
+        self._added += 1
+        if self._added % EXPIRY_SWEEP == 0:  # claim() checks expiry itself: sweeping only frees memory
+            self._sweep()
+
+    def _sweep(self) -> None:
+        """Forget expired entries: added in time order, they sit at the front."""
+        items, now = self._items, self._clock()
         while items:
             first = next(iter(items.values()))
             if first.expires > now:

@@ -45,16 +45,18 @@ def _args_ok(call: Mapping[str, Any]) -> bool:
 
 
 def run_checks(answer: Mapping[str, Any], response_format: str = "text",
-               phrases: Iterable[str] = REFUSAL_PHRASES) -> list[tuple[str, bool]]:
+               phrases: Iterable[str] = REFUSAL_PHRASES) -> tuple[tuple[str, bool], ...]:
     """Every applicable check on ``answer`` and whether it passed."""
     read = read_answer(answer)
-    text, calls = read.text, read.tool_calls
-    declined = read.refusal is not None
-    out = [("empty", bool(calls) or bool(text.strip()) or declined), ("truncated", read.finish_reason != "length")]
-    if text or declined:
-        out.append(("refusal", not declined and not is_refusal(text, phrases)))
-    if not calls and response_format in ("json_object", "json_schema"):
+    text, calls, declined = read.text, read.tool_calls, read.refusal is not None
+    empty = ("empty", bool(calls) or declined or bool(text.strip()))
+    truncated = ("truncated", read.finish_reason != "length")
+    refusal = ("refusal", not declined and not is_refusal(text, phrases)) if text or declined else None
+    if not calls and response_format not in ("json_object", "json_schema"):  # the common case: prose
+        return (empty, truncated) if refusal is None else (empty, truncated, refusal)
+    out = [empty, truncated] if refusal is None else [empty, truncated, refusal]
+    if not calls:
         out.append(("json", _json_ok(text)))
-    if calls:
+    else:
         out.append(("tool_args", all(_args_ok(c) for c in calls)))
-    return out
+    return tuple(out)

@@ -86,8 +86,8 @@ class MeasureMetrics:
         self.child(self.arm_latency.hist, labels).observe(seconds)
         self.child(self.arm_latency.squares, labels).inc(seconds * seconds)
 
-    def record_checks(self, labels: tuple[str, ...], results: list[tuple[str, bool]]) -> None:
-        self.checks.add(labels, tuple(results))
+    def record_checks(self, labels: tuple[str, ...], results: tuple[tuple[str, bool], ...]) -> None:
+        self.checks.add(labels, results)
 
 
 class CheckTally:

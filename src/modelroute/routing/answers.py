@@ -56,17 +56,20 @@ class Answer:
 
 
 def read_answer(body: Mapping[str, Any]) -> Answer:
-    """The :class:`Answer` of a ``chat.completion`` body; malformed parts read as absent."""
+    """The :class:`Answer` of a ``chat.completion`` body; malformed parts read as absent.
+
+    Every answer the sidecar serves is read here (the quality monitor checks them all), so the
+    common shape, a string content and no tool calls, logprobs or refusal, takes the short way."""
     choice = _first(body.get("choices"))
     message = _mapping(choice.get("message"))
-    calls = message.get("tool_calls")
-    finish = choice.get("finish_reason")
+    content, calls, finish = message.get("content"), message.get("tool_calls"), choice.get("finish_reason")
+    logprobs, declared = choice.get("logprobs"), message.get("refusal")
     return Answer(
-        text=_text(message.get("content")),
-        tool_calls=tuple(c for c in calls if isinstance(c, Mapping)) if isinstance(calls, (list, tuple)) else (),
-        finish_reason=finish if isinstance(finish, str) else None,
-        logprobs=_logprobs(choice.get("logprobs")),
-        refusal=_refusal(message),
+        text=content if type(content) is str else _text(content),
+        tool_calls=() if calls is None else _tool_calls(calls),
+        finish_reason=finish if type(finish) is str else None,
+        logprobs=None if logprobs is None else _logprobs(logprobs),
+        refusal=None if declared is None and type(content) is str else _refusal(message),
     )
 
 
@@ -111,7 +114,11 @@ _NOTHING: Mapping[str, Any] = MappingProxyType({})
 
 
 def _first(choices: Any) -> Mapping[str, Any]:
-    return _mapping(choices[0]) if isinstance(choices, (list, tuple)) and choices else {}
+    return _mapping(choices[0]) if isinstance(choices, (list, tuple)) and choices else _NOTHING
+
+
+def _tool_calls(calls: Any) -> tuple[Mapping[str, Any], ...]:
+    return tuple(c for c in calls if isinstance(c, Mapping)) if isinstance(calls, (list, tuple)) else ()
 
 
 def _text(content: Any) -> str:
@@ -140,8 +147,6 @@ def _refusal(message: Mapping[str, Any]) -> str | None:
 
 def _logprobs(value: Any) -> tuple[float, ...] | None:
     """The token logprobs of ``choice.logprobs.content``; tokens without a number are skipped."""
-    if value is None:
-        return None
     tokens = _mapping(value).get("content")
     if not isinstance(tokens, (list, tuple)):
         return None
