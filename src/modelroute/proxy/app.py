@@ -112,7 +112,6 @@ def _otel_metrics_ctx(provider: Any) -> Background:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         async with running(PrometheusBridge(app[SERVICES].metrics.registry, provider).run()):
             yield
-        app[SERVICES].hooks.flush()  # measurements still waiting in a batch make the last export
         await asyncio.to_thread(provider.shutdown)
 
     return ctx

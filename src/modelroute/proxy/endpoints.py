@@ -72,7 +72,6 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
-    services.hooks.flush()  # measurements still waiting in a batch
     services.metrics.breaker_open.clear()
     for model in services.breakers.open_models():
         services.metrics.breaker_open.labels(model).set(1)

@@ -13,9 +13,6 @@ The proxy calls, for every chat request:
   ``chat.completion`` body when known): settle reservations, run quality checks off the hot path,
   index the request for feedback. It must not block: queue slow work.
 
-A hook that defers work may also have ``flush()``: it is called before results are read
-(``GET /metrics``), so that a scrape shows every request answered before it.
-
 Hooks run in the order they were registered; an exception in ``settled`` is logged, never raised.
 """
 
@@ -64,13 +61,6 @@ class Hooks:
                 hook.settled(ex)
             except Exception:
                 log.exception("hook %s failed while settling %s", type(hook).__name__, ex.request_id)
-
-    def flush(self) -> None:
-        """Let the hooks that defer work (see the module's docstring) finish it now."""
-        for hook in self.items:
-            flush = getattr(hook, "flush", None)
-            if flush is not None:
-                flush()
 
 
 class AnswerBuilder:

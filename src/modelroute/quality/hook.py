@@ -1,12 +1,9 @@
 """The measurement hook: quality checks, sampled judge, regret sampling, feedback index, arm metrics.
 
-Registered in :func:`modelroute.proxy.app.default_hooks`. Its ``settled`` only queues the exchange:
-answers are measured in batches, at most :data:`BATCH_SECONDS` after they settle or as soon as
-:data:`BATCH_SIZE` wait, because a batch keeps the checks' code and data hot in the CPU's caches
-(one at a time between requests, the same work cost about three times as much). Measuring indexes
-the request for feedback, runs the heuristic checks and samples; judge calls and regret re-runs go
-to a bounded :class:`BackgroundQueue` (dropped and counted when full), so the loop never waits on
-them. Whatever reads the results first flushes the batch: feedback, ``GET /metrics``, ``drain()``.
+Registered in :func:`modelroute.proxy.app.default_hooks`. Its ``settled`` runs after the answer
+has gone out (the exchange records itself on the next turn of the event loop): it indexes the
+request for feedback and runs the heuristic checks; judge calls and regret re-runs go to a bounded
+:class:`BackgroundQueue` (dropped and counted when full), so the loop never waits on them.
 """
 
 from __future__ import annotations
@@ -35,11 +32,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("modelroute.quality")
 
-#: Settled answers wait at most this long to be measured ...
-BATCH_SECONDS = 0.05
-#: ... or until this many wait.
-BATCH_SIZE = 256
-
 
 class MeasurementHook:
     """Process-wide (outlives policy reloads); settings come from each request's policy."""
@@ -52,8 +44,6 @@ class MeasurementHook:
         self._registry: CollectorRegistry | None = None
         self._configs: dict[str, QualityConfig] = {}
         self._rng = random.Random(seed)
-        self._batch: list[Exchange] = []
-        self._timer: asyncio.TimerHandle | None = None
 
     # -- the hook interface ----------------------------------------------------------------------
 
@@ -64,29 +54,9 @@ class MeasurementHook:
         return None
 
     def settled(self, ex: Exchange) -> None:
-        if ex.operation != "chat" or ex.decision is None:
-            return
-        self._batch.append(ex)
-        if len(self._batch) >= BATCH_SIZE:
-            self.flush()
-        elif self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(BATCH_SECONDS, self.flush)
-
-    def flush(self) -> None:
-        """Measure every answer waiting in the batch."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        batch, self._batch = self._batch, []
-        for ex in batch:
-            try:
-                self._settle(ex)
-            except Exception:
-                log.exception("measuring request %s failed", ex.request_id)
-
-    def _settle(self, ex: Exchange) -> None:
         decision = ex.decision
-        assert decision is not None
+        if ex.operation != "chat" or decision is None:
+            return
         cfg = self.config(ex.policy)
         experiment = str(decision.annotations.get("experiment", ""))
         arm = str(decision.annotations.get("arm", "")) if experiment else ""
@@ -98,7 +68,7 @@ class MeasurementHook:
             cost = float(ex.cost())
             baseline = float(ex.baseline_cost()) if ex.usage is not None else 0.0
             metrics.record_arm((ex.policy.name, experiment, arm), ex.status, cost, baseline, ex.seconds)
-        if ex.answer is not None and ex.status == "ok":
+        if ex.answer is not None and ex.status == "ok":  # settled() already runs after the answer went out
             self._measure(ex, served, cfg)
 
     # -- settings and metrics -------------------------------------------------------------------
@@ -174,7 +144,6 @@ class MeasurementHook:
 
     def record_feedback(self, registry: CollectorRegistry, request_id: str, feedback: Feedback) -> Served:
         """Join feedback to its request and count it; FeedbackError (404/409) when it cannot be joined."""
-        self.flush()  # the request may still wait in the batch
         served = self.index.claim(request_id, feedback.kind)
         metrics = self.metrics(registry)
         metrics.feedback_kinds.labels(*served.labels(), feedback.kind).inc()
@@ -182,9 +151,8 @@ class MeasurementHook:
         return served
 
     async def drain(self, timeout: float = 30.0) -> None:
-        """Measure the batch and wait for the queued jobs (tests and shutdown)."""
-        await asyncio.sleep(0)  # exchanges settled in this turn of the loop record themselves first
-        self.flush()
+        """Wait for scheduled checks and queued jobs (tests and shutdown)."""
+        await asyncio.sleep(0)
         await self.queue.drain(timeout)
 
 
