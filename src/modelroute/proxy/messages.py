@@ -82,16 +82,27 @@ def _forwarded(ex: Exchange, headers: Mapping[str, str]) -> dict[str, str]:
     return {**headers, **{k: ex.incoming_headers[k] for k in _FORWARDED if k in ex.incoming_headers}}
 
 
-async def handle(request: web.Request) -> web.StreamResponse:
+async def _ingress(request: web.Request, *, count: bool) -> tuple[dict[str, Any], AnthropicToOpenAI, dict[str, Any]]:
+    """The body of a Messages request, checked, and its translation to OpenAI's shape; a
+    ClientError (counted in the errors metric) when there is no policy yet or the body is wrong."""
     services = request.app[SERVICES]
-    if not services.holder.ready:
-        return error_response(ClientError("the sidecar has no policy yet", status=503))
     try:
+        if not services.holder.ready:
+            raise ClientError("the sidecar has no policy yet", status=503)
         body = await read_json(request, services.settings.max_body_bytes)
-        _require(body, count=False)
+        _require(body, count=count)
         translator, openai_body = _translate(body)
     except ClientError as exc:
         services.metrics.errors.labels(exc.code or exc.type).inc()
+        raise
+    return body, translator, openai_body
+
+
+async def handle(request: web.Request) -> web.StreamResponse:
+    services = request.app[SERVICES]
+    try:
+        body, translator, openai_body = await _ingress(request, count=False)
+    except ClientError as exc:
         return error_response(exc)
     ex = Exchange(services, services.holder.current, "chat", lower_headers(request))
     try:
@@ -271,12 +282,8 @@ async def count_tokens(request: web.Request) -> web.Response:
     """Counted by the Anthropic model the request names (or the policy default for ``auto``);
     for a model of another provider, the sidecar's own estimate."""
     services = request.app[SERVICES]
-    if not services.holder.ready:
-        return error_response(ClientError("the sidecar has no policy yet", status=503))
     try:
-        body = await read_json(request, services.settings.max_body_bytes)
-        _require(body, count=True)
-        _, openai_body = _translate(body)
+        body, _, openai_body = await _ingress(request, count=True)
     except ClientError as exc:
         return error_response(exc)
     runtime = services.holder.current
