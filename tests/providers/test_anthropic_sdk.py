@@ -146,6 +146,11 @@ async def test_bad_bodies_are_refused_in_anthropic_format(mixed: Sidecar) -> Non
         async with http.post(mixed.url + "/v1/messages", data=b"{not json") as resp:
             body = await resp.json()
             assert resp.status == 400 and body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
+        async with http.post(mixed.url + "/v1/messages/count_tokens", json={"model": "auto"}) as resp:
+            assert resp.status == 400 and (await resp.json())["type"] == "error"
+        async with http.get(mixed.url + "/metrics") as resp:  # every refusal counted, count_tokens' too
+            errors = [line for line in (await resp.text()).splitlines() if line.startswith("modelroute_errors_total{")]
+        assert sum(float(line.rsplit(" ", 1)[1]) for line in errors) == 3, errors
 
 
 async def test_count_tokens(claude: anthropic.AsyncAnthropic, fake_anthropic: FakeAnthropic, mixed: Sidecar) -> None:
