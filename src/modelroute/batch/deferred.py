@@ -22,6 +22,7 @@ from modelroute.batch.service import Batches, ClientBatch
 from modelroute.proxy.errors import ClientError
 
 if TYPE_CHECKING:
+    from modelroute.policy import CompiledPolicy
     from modelroute.proxy.exchange import Exchange
 
 DEADLINE_HEADER = "x-modelroute-deadline"
@@ -70,6 +71,11 @@ class BatchService:
 
     def find_deferred(self, ident: str) -> ClientBatch | None:
         return self.batches.batches.get("batch_mr_" + ident.removeprefix("dfr_")) if ident.startswith("dfr_") else None
+
+    def phases(self, policy: CompiledPolicy) -> frozenset[str]:
+        """Only a policy with a route that prefers batch defers requests."""
+        preferred = policy.extensions.get("routeBatch") or {}
+        return frozenset({"admit"}) if "preferred" in preferred.values() else frozenset()
 
     async def admit(self, ex: Exchange) -> None:
         header = ex.incoming_headers.get(DEADLINE_HEADER)

@@ -50,7 +50,7 @@ async def attempt_each(
         if cooling > 0:
             ex.attempts.append(Attempt(name, "skipped", "cooling_down", retry_after=cooling))
             continue
-        held = ex.services.hooks.skip(ex, name) if ex.services.hooks.items else None
+        held = ex.hooks.run_skip(ex, name) if ex.hooks.skip else None
         if held:
             ex.attempts.append(Attempt(name, "skipped", held, retry_after=getattr(held, "retry_after", None)))
             continue

@@ -61,8 +61,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
     try:
         ex.view = build_view(body, ex.incoming_headers)
         ex.decision = await decide(ex)
-        if services.hooks.items:
-            await services.hooks.admit(ex)
+        if ex.hooks.admit:
+            await ex.hooks.run_admit(ex)
         if ex.view.stream:
             return await _stream(request, ex)
         return await _complete(ex)

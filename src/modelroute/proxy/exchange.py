@@ -21,6 +21,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from modelroute.providers.base import Usage
 from modelroute.providers.translate import metric_label
+from modelroute.proxy.hooks import HookPlan
 from modelroute.proxy.state import Runtime, Services
 from modelroute.routing import Decision, RequestView
 from modelroute.telemetry.cost import ZERO, cost_usd, format_usd
@@ -61,14 +62,17 @@ class Exchange:
     status: str = "ok"
     extra_cost: Decimal = ZERO  # reviews (judge calls) and other spending beside the attempts
     answer: Mapping[str, Any] | None = None  # the chat.completion body served (streams: when collected)
-    collect_answer: bool = False  # a hook asked for streamed answers to be reassembled
+    collect_answer: bool = False  # a hook reads answers: streamed ones are reassembled
     error_type: str | None = None
+    hooks: HookPlan = field(init=False)  # the hooks with work for this request's policy
     span: trace.Span = field(init=False)
     _parent: otel_context.Context = field(init=False)
     _settled: bool = False
     _cost: Decimal | None = None
 
     def __post_init__(self) -> None:
+        self.hooks = self.services.hooks.plan(self.runtime.policy)
+        self.collect_answer = self.hooks.collect_answer
         has_context = "traceparent" in self.incoming_headers or "baggage" in self.incoming_headers
         self._parent = propagate.extract(self.incoming_headers) if has_context else otel_context.Context()
         self.span = self.services.tracer.start_span(f"{self.operation} route", context=self._parent, kind=SpanKind.SERVER)
@@ -185,8 +189,8 @@ class Exchange:
             self._record_metrics(cost, baseline, self.error_type)
         except Exception:
             log.exception("recording request %s failed", self.request_id)
-        if self.services.hooks.items:
-            self.services.hooks.settled(self)
+        if self.hooks.settled:
+            self.hooks.run_settled(self)
 
     def _record_span(self, cost: Decimal, baseline: Decimal, error_type: str | None) -> None:
         span, policy, view = self.span, self.policy, self.view

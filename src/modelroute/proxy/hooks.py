@@ -13,15 +13,21 @@ The proxy calls, for every chat request:
   ``chat.completion`` body when known): settle reservations, run quality checks off the hot path,
   index the request for feedback. It must not block: queue slow work.
 
+A hook may also say, per policy, which of these it takes part in (``phases(policy)``, a subset of
+``{"admit", "skip", "settled"}``; all three when it does not say) and set ``collects_answers`` when
+it reads streamed answers: :meth:`Hooks.plan` compiles that once per policy version, so a request
+calls only the hooks that have work for its policy.
+
 Hooks run in the order they were registered; an exception in ``settled`` is logged, never raised.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, Protocol
 
 if TYPE_CHECKING:
+    from modelroute.policy import CompiledPolicy
     from modelroute.proxy.exchange import Exchange
 
 log = logging.getLogger("modelroute.hooks")
@@ -35,32 +41,64 @@ class RequestHook(Protocol):
     def settled(self, ex: Exchange) -> None: ...
 
 
+PHASES = frozenset({"admit", "skip", "settled"})
+
+
+class HookPlan:
+    """The hooks that have work for one policy version, by phase."""
+
+    __slots__ = ("admit", "skip", "settled", "collect_answer")
+
+    def __init__(self, hooks: list[RequestHook], policy: CompiledPolicy) -> None:
+        phases = [(hook, _phases(hook, policy)) for hook in hooks]
+        self.admit: tuple[Callable[[Exchange], Awaitable[None]], ...] = tuple(h.admit for h, p in phases if "admit" in p)
+        self.skip: tuple[Callable[[Exchange, str], str | None], ...] = tuple(h.skip for h, p in phases if "skip" in p)
+        self.settled: tuple[RequestHook, ...] = tuple(h for h, p in phases if "settled" in p)
+        self.collect_answer = any(getattr(hook, "collects_answers", False) for hook in hooks)
+
+    async def run_admit(self, ex: Exchange) -> None:
+        for admit in self.admit:
+            await admit(ex)
+
+    def run_skip(self, ex: Exchange, model: str) -> str | None:
+        for skip in self.skip:
+            reason = skip(ex, model)
+            if reason:
+                return reason
+        return None
+
+    def run_settled(self, ex: Exchange) -> None:
+        for hook in self.settled:
+            try:
+                hook.settled(ex)
+            except Exception:
+                log.exception("hook %s failed while settling %s", type(hook).__name__, ex.request_id)
+
+
+def _phases(hook: RequestHook, policy: CompiledPolicy) -> frozenset[str]:
+    phases = getattr(hook, "phases", None)
+    return PHASES if phases is None else frozenset(phases(policy))
+
+
 class Hooks:
     """The registered hooks, called in order."""
 
     def __init__(self, hooks: list[RequestHook] | None = None) -> None:
         self.items: list[RequestHook] = list(hooks or [])
+        self._plans: dict[str, HookPlan] = {}
 
     def add(self, hook: RequestHook) -> None:
         self.items.append(hook)
+        self._plans.clear()
 
-    async def admit(self, ex: Exchange) -> None:
-        for hook in self.items:
-            await hook.admit(ex)
-
-    def skip(self, ex: Exchange, model: str) -> str | None:
-        for hook in self.items:
-            reason = hook.skip(ex, model)
-            if reason:
-                return reason
-        return None
-
-    def settled(self, ex: Exchange) -> None:
-        for hook in self.items:
-            try:
-                hook.settled(ex)
-            except Exception:
-                log.exception("hook %s failed while settling %s", type(hook).__name__, ex.request_id)
+    def plan(self, policy: CompiledPolicy) -> HookPlan:
+        """The hooks with work for ``policy``, compiled once per policy version."""
+        plan = self._plans.get(policy.version)
+        if plan is None:
+            if len(self._plans) > 16:  # the active version and a few draining ones are alive at once
+                self._plans.clear()
+            plan = self._plans[policy.version] = HookPlan(self.items, policy)
+        return plan
 
 
 class AnswerBuilder:

@@ -108,8 +108,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
     try:
         ex.view = build_view(openai_body, ex.incoming_headers, api="anthropic")
         ex.decision = await decide(ex)
-        if services.hooks.items:
-            await services.hooks.admit(ex)
+        if ex.hooks.admit:
+            await ex.hooks.run_admit(ex)
         if body.get("stream"):
             return await _stream(request, ex, body, translator)
         return await _complete(ex, body, translator)
@@ -150,7 +150,7 @@ async def _complete(ex: Exchange, body: Mapping[str, Any], translator: Anthropic
     outcome = await attempt_each(ex, call, usage_of=lambda a: a.completion.usage, review=review if decision.reviewer else None)
     answer = outcome.result
     ex.served, ex.usage, ex.dropped = outcome.model, answer.completion.usage, answer.completion.dropped
-    if ex.services.hooks.items:  # hooks read the answer in OpenAI's shape
+    if ex.hooks.settled:  # hooks read the answer in OpenAI's shape
         ex.answer = answer.openai or OpenAIToAnthropic(ex.policy.models[outcome.model]).response(answer.message)
     ex.settle("ok")
     headers = {**ex.response_headers(with_cost=True), "request-id": ex.request_id}

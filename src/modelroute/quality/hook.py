@@ -36,6 +36,8 @@ log = logging.getLogger("modelroute.quality")
 class MeasurementHook:
     """Process-wide (outlives policy reloads); settings come from each request's policy."""
 
+    collects_answers = True  # streamed answers are reassembled for the checks
+
     def __init__(self, seed: int | None = None) -> None:
         self.index = RequestIndex()
         self.queue = BackgroundQueue(self._job_result)
@@ -47,8 +49,11 @@ class MeasurementHook:
 
     # -- the hook interface ----------------------------------------------------------------------
 
+    def phases(self, policy: CompiledPolicy) -> frozenset[str]:
+        return frozenset({"settled"})
+
     async def admit(self, ex: Exchange) -> None:
-        ex.collect_answer = True  # streamed answers are reassembled for the checks
+        ex.collect_answer = True
 
     def skip(self, ex: Exchange, model: str) -> str | None:
         return None

@@ -68,6 +68,13 @@ class SpendHook:
             self.metrics = self.ledger.metrics = SpendMetrics(services.metrics.registry)
         return self.metrics
 
+    def phases(self, policy: CompiledPolicy) -> frozenset[str]:
+        """Budgets take part in admission and settlement; rate limits in each attempt and settlement."""
+        limited = any(m.limits.rpm is not None or m.limits.tpm is not None for m in policy.models.values())
+        budgets = bool(self.configs.get(policy).budgets)
+        return frozenset((("admit",) if budgets else ()) + (("skip",) if limited else ())
+                         + (("settled",) if budgets or limited else ()))
+
     # -- admission ---------------------------------------------------------------------------
 
     async def admit(self, ex: Exchange) -> None:
