@@ -50,16 +50,16 @@ def serve(policy: str, port: int, monitoring: bool) -> None:
     from modelroute.quality.hook import MeasurementHook
 
     app = build_app(PolicyHolder(load_policy_file(policy)), Settings())
-    hooks = app[SERVICES].hooks.items
-    with_hook = list(hooks)
-    without = [h for h in hooks if not isinstance(h, MeasurementHook)]
-    assert len(without) == len(with_hook) - 1, hooks
+    hooks = app[SERVICES].hooks
+    with_hook = list(hooks.items)
+    without = [h for h in with_hook if not isinstance(h, MeasurementHook)]
+    assert len(without) == len(with_hook) - 1, with_hook
 
     async def switch(request: web.Request) -> web.Response:
-        hooks[:] = with_hook if request.match_info["state"] == "on" else without
+        hooks.replace(with_hook if request.match_info["state"] == "on" else without)
         return web.Response(text=request.match_info["state"])
 
-    hooks[:] = with_hook if monitoring else without
+    hooks.replace(with_hook if monitoring else without)
     app.router.add_post("/bench/monitoring/{state}", switch)
     use_uvloop()
     settle_heap()
@@ -67,7 +67,7 @@ def serve(policy: str, port: int, monitoring: bool) -> None:
 
 
 async def hook_cost_us(policy: str, n: int = 10000) -> float:
-    """CPU µs per request of the measurement hook alone (admit, settled and its sampled judge
+    """CPU µs per request of the measurement hook alone (settled and its sampled judge
     calls), in process: the steadiest figure on a busy machine. The quietest of five rounds."""
     import time
 
@@ -100,7 +100,6 @@ async def hook_cost_us(policy: str, n: int = 10000) -> float:
         for _ in range(5):
             started = time.process_time()
             for _ in range(n):
-                await hook.admit(ex)
                 hook.settled(ex)
             await hook.drain()  # the sampled judge calls (real calls to the fake provider) count too
             rounds.append((time.process_time() - started) / n * 1e6)

@@ -1,11 +1,15 @@
 """Sidecar overhead: the same load sent directly to a fake provider, through a bare aiohttp
 pass-through proxy, and through the sidecar on the quickstart policy, in one run.
 
-Prints p50/p99 latency, added latency over direct, requests/s, and the overhead ratio
-(sidecar added latency / pass-through added latency) at concurrency 1 and 32, plus the sidecar's
-idle RSS. Every process runs on this machine (2 cores: the figures are ratios within one run).
+Prints p50/p99 latency, added latency over direct, requests/s, proxy CPU per request and the
+overhead ratio (sidecar added latency / pass-through added latency) at concurrency 1 and 32, plus
+the sidecar's idle RSS. Every process runs on this machine (2 cores: the figures are ratios within
+one run). This VM's speed drifts from second to second, so the targets are never measured far
+apart: at concurrency 1 the three take turns request by request; at concurrency 32 each round runs
+the three back to back and the ratio is taken within the round. The ratio printed is the median
+of the rounds', each round's shown beside it.
 
-    .venv/bin/python bench/proxy_overhead.py [--requests 2000] [--stream]
+    .venv/bin/python bench/proxy_overhead.py [--requests 2000] [--rounds 5] [--stream]
 """
 
 from __future__ import annotations
@@ -109,24 +113,75 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-async def measure(targets: dict[str, tuple[str, int | None]], requests: int, stream: bool) -> dict[int, dict[str, dict[str, float]]]:
-    """Per concurrency and target: p50/p99 ms, req/s, and the proxy process's CPU µs per request."""
-    results: dict[int, dict[str, dict[str, float]]] = {}
-    for concurrency in (1, 32):
-        n = requests if concurrency > 1 else requests // 2
-        runs: dict[str, list[tuple[list[float], float, float]]] = {name: [] for name in targets}
-        for _ in range(3):  # interleave rounds so drift hits every target alike
-            for name, (url, pid) in targets.items():
-                await load(url, max(50, n // 10), concurrency, stream)  # warm-up
-                cpu = cpu_seconds(pid)
-                latencies, rps = await load(url, n, concurrency, stream)
-                runs[name].append((latencies, rps, (cpu_seconds(pid) - cpu) / n * 1e6))
-        results[concurrency] = {}
-        for name, samples in runs.items():
-            best = min(samples, key=lambda s: statistics.median(s[0]))  # the quietest round
-            results[concurrency][name] = {"p50": pct(best[0], 0.5), "p99": pct(best[0], 0.99), "rps": best[1],
-                                          "cpu_us": min(s[2] for s in samples)}
-    return results
+Result = dict[str, dict[str, float]]  # per target: p50, p99 (ms), rps, cpu_us; "ratios": per round
+
+
+async def interleaved(targets: dict[str, tuple[str, int | None]], n: int, rounds: int, stream: bool) -> tuple[Result, list[float]]:
+    """Concurrency 1, one request to each target in turn (the order rotating), so that every target
+    meets the same machine: drift on a shared VM otherwise lands on whichever target runs then.
+    Returns pooled figures per target and the overhead ratio of each round."""
+    body = json.dumps({**BODY, "stream": stream}).encode()
+    names = list(targets)
+    pooled: dict[str, list[float]] = {name: [] for name in names}
+    ratios, cpu = [], {name: 0.0 for name in names}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+        async def one(url: str) -> float:
+            start = time.perf_counter()
+            async with http.post(url + "/chat/completions", data=body, headers={"Content-Type": "application/json"}) as resp:
+                await resp.read()
+                assert resp.status == 200, resp.status
+            return time.perf_counter() - start
+
+        for i in range(max(100, n // 10) * len(names)):  # warm-up
+            await one(targets[names[i % len(names)]][0])
+        for _ in range(rounds):
+            lat: dict[str, list[float]] = {name: [] for name in names}
+            before = {name: cpu_seconds(pid) for name, (_, pid) in targets.items()}
+            for i in range(n):
+                for name in names[i % len(names):] + names[:i % len(names)]:
+                    lat[name].append(await one(targets[name][0]))
+            for name, (_, pid) in targets.items():
+                cpu[name] += cpu_seconds(pid) - before[name]
+                pooled[name] += lat[name]
+            ratios.append(_ratio({name: statistics.median(v) for name, v in lat.items()}))
+    result = {name: {"p50": pct(v, 0.5), "p99": pct(v, 0.99), "rps": len(v) / sum(v), "cpu_us": cpu[name] / len(v) * 1e6}
+              for name, v in pooled.items()}
+    return result, ratios
+
+
+async def blocks(targets: dict[str, tuple[str, int | None]], n: int, concurrency: int, rounds: int, stream: bool) -> tuple[Result, list[float]]:
+    """Rounds in which each target in turn (the order rotating) gets ``n`` requests at
+    ``concurrency``; the ratio is taken within each round, between neighbours in time. Figures per
+    target are the medians over the rounds."""
+    names = list(targets)
+    runs: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name in names}
+    ratios = []
+    for index in range(rounds):
+        p50s = {}
+        for name in names[index % len(names):] + names[:index % len(names)]:
+            url, pid = targets[name]
+            await load(url, max(50, n // 10), concurrency, stream)  # warm-up
+            cpu = cpu_seconds(pid)
+            latencies, rps = await load(url, n, concurrency, stream)
+            runs[name].append((pct(latencies, 0.5), pct(latencies, 0.99), rps, (cpu_seconds(pid) - cpu) / n * 1e6))
+            p50s[name] = statistics.median(latencies)
+        ratios.append(_ratio(p50s))
+    result = {name: {key: statistics.median(s[i] for s in samples) for i, key in enumerate(("p50", "p99", "rps", "cpu_us"))}
+              for name, samples in runs.items()}
+    return result, ratios
+
+
+def _ratio(p50: dict[str, float]) -> float:
+    """Sidecar added latency over pass-through added latency, both against direct."""
+    bare = p50["passthrough"] - p50["direct"]
+    return (p50["sidecar"] - p50["direct"]) / bare if bare > 0 else float("nan")
+
+
+async def measure(targets: dict[str, tuple[str, int | None]], requests: int, stream: bool,
+                  rounds: int) -> dict[int, tuple[Result, list[float]]]:
+    """Concurrency 1 interleaved request by request; concurrency 32 in rounds."""
+    return {1: await interleaved(targets, requests // 2, rounds, stream),
+            32: await blocks(targets, requests, 32, rounds, stream)}
 
 
 def table(concurrency: int, row: dict[str, dict[str, float]], name_width: int = 14, cpu_label: str = "proxy CPU µs/req") -> list[str]:
@@ -138,24 +193,23 @@ def table(concurrency: int, row: dict[str, dict[str, float]], name_width: int = 
     return lines
 
 
-def report(results: dict[int, dict[str, dict[str, float]]], rss: float) -> str:
+def report(results: dict[int, tuple[Result, list[float]]], rss: float) -> str:
     lines = []
-    for concurrency, row in results.items():
-        direct = row["direct"]["p50"]
+    for concurrency, (row, ratios) in results.items():
         lines += table(concurrency, row)
-        bare = row["passthrough"]["p50"] - direct
-        side = row["sidecar"]["p50"] - direct
         cpu = row["sidecar"]["cpu_us"] / row["passthrough"]["cpu_us"] if row["passthrough"]["cpu_us"] else float("nan")
-        lines.append(f"  overhead ratio (sidecar added / pass-through added): {side / bare if bare > 0 else float('nan'):.2f}"
-                     f"   CPU ratio: {cpu:.2f}"
-                     f"   throughput ratio (sidecar / pass-through): {row['sidecar']['rps'] / row['passthrough']['rps']:.2f}")
+        rounds = ", ".join(f"{r:.2f}" for r in ratios)
+        lines.append(f"  overhead ratio (sidecar added / pass-through added): {statistics.median(ratios):.2f}"
+                     f" (median of rounds: {rounds})")
+        lines.append(f"  CPU ratio: {cpu:.2f}   throughput ratio (sidecar / pass-through): {row['sidecar']['rps'] / row['passthrough']['rps']:.2f}")
     lines.append(f"\nsidecar idle RSS: {rss:.1f} MB")
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--requests", type=int, default=2000, help="per target and round (half of it at concurrency 1)")
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--stream", action="store_true", help="stream the answers")
     parser.add_argument("--pin", action="store_true", help="proxies on one core, load and fake provider on another")
     args = parser.parse_args()
@@ -183,11 +237,12 @@ def main() -> None:
                     await wait_up(url)
                 await asyncio.sleep(1)
                 idle = rss_mb(side.pid)
-                return idle, await measure(targets, args.requests, args.stream)
+                return idle, await measure(targets, args.requests, args.stream, args.rounds)
 
             idle, results = asyncio.run(run())
     pinned = ", proxies pinned to their own core" if proxy_core is not None else ""
-    print(f"proxy overhead ({'streaming' if args.stream else 'non-streaming'}, {args.requests} requests per round, best of 3 rounds{pinned})")
+    print(f"proxy overhead ({'streaming' if args.stream else 'non-streaming'}, {args.rounds} rounds of {args.requests} requests per target"
+          f" at concurrency 32 and {args.requests // 2} interleaved at concurrency 1{pinned})")
     print(report(results, idle))
 
 

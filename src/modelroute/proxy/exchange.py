@@ -25,6 +25,7 @@ from modelroute.proxy.hooks import HookPlan
 from modelroute.proxy.state import Runtime, Services
 from modelroute.routing import Decision, RequestView
 from modelroute.telemetry.cost import ZERO, cost_usd, format_usd
+from modelroute.telemetry.tracing import IdOnlyTracer
 
 TRACE_HEADERS = ("traceparent", "tracestate")
 log = logging.getLogger("modelroute.proxy")
@@ -97,9 +98,10 @@ class Exchange:
         return self.started + float(self.policy.timeouts.request_seconds)
 
     def upstream_headers(self, span: trace.Span) -> dict[str, str]:
-        """Trace context for an upstream call: the attempt span's, else the client's own."""
+        """Trace context for an upstream call: the attempt span's, the request span's when nothing
+        is recorded, else the client's own."""
         headers: dict[str, str] = {}
-        ctx = span.get_span_context()
+        ctx = (span if span.is_recording() else self.span).get_span_context()
         if ctx.is_valid and not span.is_recording():  # the W3C header by hand: what the propagator writes
             headers["traceparent"] = f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
             if ctx.trace_state:
@@ -115,6 +117,8 @@ class Exchange:
         return headers
 
     def start_attempt_span(self, model: str) -> trace.Span:
+        if isinstance(self.services.tracer, IdOnlyTracer):  # nothing recorded: the request span's id goes upstream
+            return trace.INVALID_SPAN
         spec = self.policy.models[model]
         span = self.services.tracer.start_span(
             f"{self.operation} {spec.upstream_model}", context=trace.set_span_in_context(self.span), kind=SpanKind.CLIENT

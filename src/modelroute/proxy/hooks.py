@@ -91,6 +91,11 @@ class Hooks:
         self.items.append(hook)
         self._plans.clear()
 
+    def replace(self, hooks: list[RequestHook]) -> None:
+        """Swap the registered hooks (requests already in flight keep their plan)."""
+        self.items[:] = hooks
+        self._plans.clear()
+
     def plan(self, policy: CompiledPolicy) -> HookPlan:
         """The hooks with work for ``policy``, compiled once per policy version."""
         plan = self._plans.get(policy.version)

@@ -76,7 +76,8 @@ class IdOnlyTracer(trace.Tracer):
 
     It skips the SDK's sampling and attribute machinery (about 5 µs a span), keeps the parent's
     trace id, sampled flag and trace state, so trace context flows through the sidecar exactly as
-    through a proxy that does not take part in tracing.
+    through a proxy that does not take part in tracing. The sidecar starts no attempt spans with it:
+    the request span's id is the parent the provider sees.
     """
 
     def __init__(self, tracer: trace.Tracer) -> None:
