@@ -44,3 +44,41 @@ async def test_hooks_see_every_request(make_sidecar: SidecarFactory, fake_openai
     assert first is not None and first["choices"][0]["message"]["content"] == streamed
     assert first["choices"][0]["finish_reason"] == "stop" and first["usage"]["completion_tokens"] > 0
     assert len(hook.seen) == 3 and hook.seen[2].status == "error"
+
+
+class Selective:
+    """Takes part in settling always, in admission only for policies whose default is gpt-4o."""
+
+    def __init__(self) -> None:
+        self.admitted: list[str] = []
+        self.settled_ids: list[str] = []
+
+    def phases(self, policy: object) -> frozenset[str]:
+        return frozenset({"admit", "settled"} if getattr(policy, "default") == "gpt-4o" else {"settled"})
+
+    async def admit(self, ex: Exchange) -> None:
+        self.admitted.append(ex.request_id)
+
+    def skip(self, ex: Exchange, model: str) -> str | None:
+        raise AssertionError("skip is not one of this hook's phases")
+
+    def settled(self, ex: Exchange) -> None:
+        self.settled_ids.append(ex.request_id)
+
+
+async def test_a_hook_is_called_only_in_the_phases_it_has_for_the_policy(make_sidecar: SidecarFactory,
+                                                                         fake_openai: FakeOpenAI) -> None:
+    from modelroute.policy import compile_policy
+
+    hook = Selective()
+    doc = quickstart(fake_openai.base_url)
+    sidecar = await make_sidecar(doc, hooks=(hook,))
+    hello = [{"role": "user", "content": "hi"}]
+    async with openai.AsyncOpenAI(base_url=sidecar.base_url, api_key=APP_KEY, max_retries=0) as client:
+        first = await client.chat.completions.with_raw_response.create(model="auto", messages=hello)
+        doc["spec"]["default"] = "gpt-4o"  # a new policy version: the plan is compiled again
+        assert sidecar.holder.apply(compile_policy(doc))
+        second = await client.chat.completions.with_raw_response.create(model="auto", messages=hello)
+    ids = [r.headers["x-modelroute-request-id"] for r in (first, second)]
+    assert hook.admitted == ids[1:]
+    assert hook.settled_ids == ids
