@@ -116,3 +116,68 @@ async def test_preview_compares_cost_per_1000_with_the_previous_version(tmp_path
     first = await preview(old, items)
     assert first["previous"] is None and first["costIncreaseExceeded"] is False
     assert summary_of(await replay(old, items))["requests"] == 20
+
+
+def cascade_policy(checks: dict[str, Any]) -> dict[str, Any]:
+    doc = rb_policy("rb-cascade")
+    doc["spec"]["routes"] = [{"name": "cascade", "when": "true", "strategy": "cheap-first"}]
+    doc["spec"]["strategies"] = {"cheap-first": {"type": "cascade", "chain": [CHEAP, BASELINE], "checks": checks}}
+    return doc
+
+
+def _core(text: str) -> str:
+    """The agreement check's comparison, written out: lower case, punctuation gone, spaces collapsed."""
+    return " ".join("".join(c if c.isalnum() or c == "_" or c.isspace() else " " for c in text.lower()).split())
+
+
+@needs_data
+def test_a_cascade_replays_on_recorded_answers_escalating_where_its_check_fails() -> None:
+    """Mixtral first, checked for agreement with gpt-3.5's recorded answer; on disagreement gpt-4
+    serves. Every attempt and the agreement call are paid for, as in the sidecar."""
+    from modelroute.calibrate.data import answer_of
+
+    rows = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
+    off = {"empty": False, "truncated": False, "refusal": False, "json": False}
+    result = replay_sync(compile_policy(cascade_policy({**off, "agreement": {"model": CODE}})), read_workload(DATA))
+    cost = correct = 0.0
+    escalated = 0
+    for row in rows:
+        m = row["models"]
+        mine, theirs = _core(answer_of(m[CHEAP]["response"])), _core(answer_of(m[CODE]["response"]))
+        cost += m[CHEAP]["cost_usd"] + m[CODE]["cost_usd"]
+        if mine and mine == theirs:
+            correct += m[CHEAP]["correct"]
+        else:
+            escalated += 1
+            cost += m[BASELINE]["cost_usd"]
+            correct += m[BASELINE]["correct"]
+    assert 0 < escalated < len(rows)
+    assert dict(result.mix) == {("cascade", CHEAP): len(rows) - escalated, ("cascade", BASELINE): escalated}
+    assert result.total.escalated == result.total.escalations == escalated
+    assert math.isclose(result.total.cost, cost, rel_tol=1e-12)
+    assert math.isclose(result.total.quality or 0, correct / len(rows), rel_tol=1e-12)
+    assert not result.unreplayed_calls and not result.first_candidate_only
+
+
+@needs_data
+def test_a_judge_has_no_recorded_replies_so_its_calls_are_refused_and_counted(tmp_path: Path) -> None:
+    doc = cascade_policy({"judge": {"model": CODE, "onError": "reject"}})
+    policy = tmp_path / "judge.yaml"
+    policy.write_text(yaml.safe_dump(doc))
+    rows = [json.loads(line) for line in DATA.read_text().splitlines()[:40]]
+    workload = tmp_path / "w.jsonl"
+    workload.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    result = replay_sync(compile_policy(doc), read_workload(workload))
+    from modelroute.calibrate.data import answer_of
+    from modelroute.routing.answers import is_refusal
+
+    answers = [answer_of(r["models"][CHEAP]["response"]) for r in rows]
+    assert all(a.strip() and not is_refusal(a) for a in answers)  # past the heuristics: each answer reaches the judge
+    judged = len(rows)
+    assert result.unreplayed_calls == Counter({CODE: judged})
+    assert result.total.escalated == len(rows) and dict(result.mix) == {("cascade", BASELINE): len(rows)}
+    run = subprocess.run([sys.executable, "-m", "modelroute", "replay", "--policy", str(policy), "--workload", str(workload)],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert f"model calls with no recorded reply, refused: {CODE} ({judged})" in run.stdout
+    assert f"escalated by a cascade        {len(rows)} (100.0%)" in run.stdout

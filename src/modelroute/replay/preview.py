@@ -10,7 +10,7 @@ Returned shape (JSON-ready; USD as decimal strings, shares in 0..1)::
     {"policyVersion": "3f2a...", "requests": 200, "errors": 0,
      "routeMix": [{"route": "default", "model": "gpt-4o-mini", "requests": 150, "share": 0.75}, ...],
      "costPer1000": "0.412000", "baselineCostPer1000": "1.630000", "savingPercent": 74.7,
-     "quality": 0.86 | null, "baselineQuality": 0.9 | null,
+     "quality": 0.86 | null, "baselineQuality": 0.9 | null, "escalated": 12,
      "previous": {"policyVersion": "...", "costPer1000": "0.380000"} | null,
      "costChangePercent": 8.4 | null, "maxCostIncreasePercent": 10.0, "costIncreaseExceeded": false}
 """
@@ -50,6 +50,7 @@ def summary_of(result: ReplayResult) -> dict[str, Any]:
         "savingPercent": round(total.saving * 100, 2),
         "quality": None if total.quality is None else round(total.quality, 4),
         "baselineQuality": None if total.baseline_quality is None else round(total.baseline_quality, 4),
+        "escalated": total.escalated,
     }
 
 

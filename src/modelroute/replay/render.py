@@ -26,6 +26,8 @@ def summary(results: Sequence[ReplayResult], workload: str) -> str:
         ("cost per 1,000 requests USD", [fmt_usd(r.total.per_1000()) for r in results]),
         ("quality (recorded correct)", [_quality(r.total) for r in results]),
     ]
+    if any(r.total.escalations for r in results):
+        rows.append(("escalated by a cascade", [f"{r.total.escalated} ({fmt_share(r.total.escalation_rate)})" for r in results]))
     width = max(28, *(len(x) + 2 for x in names), *(len(v) + 2 for _, values in rows for v in values))
     lines = head + [f"{'':<30}" + "".join(f"{x:<{width}}" for x in names)]
     lines += [f"{label:<30}" + "".join(f"{v:<{width}}" for v in values) for label, values in rows]
@@ -35,20 +37,28 @@ def summary(results: Sequence[ReplayResult], workload: str) -> str:
         if r.unlabelled_models:
             missing = ", ".join(f"{m} ({c})" for m, c in r.unlabelled_models.most_common())
             lines.append(f"note: {r.policy}: no recorded outcome for {missing}: those requests are left out of quality")
+        if r.unreplayed_calls:
+            calls = ", ".join(f"{m} ({c})" for m, c in r.unreplayed_calls.most_common())
+            lines.append(f"note: {r.policy}: model calls with no recorded reply, refused: {calls} "
+                         "(a check whose model fails does what its onError says)")
+        if r.first_candidate_only:
+            lines.append(f"note: {r.policy}: {r.first_candidate_only} cascades replayed as their first candidate "
+                         "(no recorded answers to review)")
     return "\n".join(lines)
 
 
 def route_mix(result: ReplayResult) -> str:
     total = result.total.requests or 1
     lines = [f"route mix of {result.policy}:",
-             f"  {'route':<18}{'model':<34}{'requests':>9}{'share':>8}{'cost USD':>12}{'baseline USD':>14}{'saving':>8}{'quality':>9}"]
+             f"  {'route':<18}{'model':<34}{'requests':>9}{'share':>8}{'cost USD':>12}{'baseline USD':>14}{'saving':>8}{'quality':>9}"
+             f"{'escalated':>11}"]
     for route, t in sorted(result.routes.items(), key=lambda kv: -kv[1].requests):
         models = sorted(((m, c) for (r, m), c in result.mix.items() if r == route), key=lambda mc: -mc[1])
         for i, (model, count) in enumerate(models):
             label = route if i == 0 else ""
             lines.append(f"  {label:<18}{model:<34}{count:>9}{fmt_share(count / total):>8}" +
                          (f"{fmt_usd(t.cost):>12}{fmt_usd(t.baseline_cost):>14}{fmt_share(t.saving):>8}{fmt_share(t.quality):>9}"
-                          if i == 0 else ""))
+                          f"{fmt_share(t.escalation_rate):>11}" if i == 0 else ""))
     return "\n".join(lines)
 
 

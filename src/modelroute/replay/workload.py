@@ -25,6 +25,7 @@ class Recorded:
 
     correct: float
     cost_usd: float
+    answer: str = ""  # the answer text (a cascade's checks read it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +83,6 @@ def _labelled(path: str | Path) -> Iterator[Item]:
 
     data = load(path)
     for i, prompt in enumerate(data.prompts):
-        labels = {m: Recorded(float(data.correct[i, j]), float(data.cost[i, j])) for j, m in enumerate(data.models)}
+        labels = {m: Recorded(float(data.correct[i, j]), float(data.cost[i, j]), data.answers[i][j]) for j, m in enumerate(data.models)}
         body = {"model": "auto", "messages": [{"role": "user", "content": prompt}]}
         yield Item(data.ids[i], body, {}, labels, None, data.tasks[i])
