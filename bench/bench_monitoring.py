@@ -32,7 +32,7 @@ import aiohttp
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from proxy_overhead import BODY, cpu_seconds, free_port, load, spawn, wait_up
+from proxy_overhead import BODY, LOAD_CORE, PROXY_CORE, cpu_seconds, free_port, load, spawn, wait_up
 
 ROOT = Path(__file__).resolve().parents[1]
 #: A target: (base URL, pid of the sidecar or None for the provider, monitoring to set first or None).
@@ -174,6 +174,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--stream", action="store_true")
     parser.add_argument("--judge-rate", type=float, default=0.01)
+    parser.add_argument("--pin", action="store_true", help="sidecars on one core, load and fake provider on another")
     parser.add_argument("--serve", choices=["on", "off"], help=argparse.SUPPRESS)
     parser.add_argument("--policy", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -183,14 +184,18 @@ def main() -> None:
         return
     py, me = sys.executable, str(Path(__file__).resolve())
     env = {**os.environ, "OPENAI_API_KEY": "sk-bench"}
-    with spawn([py, "-m", "modelroute.testing.fake_openai", "--port", "0"]) as fake, tempfile.TemporaryDirectory() as tmp:
+    proxy_core = PROXY_CORE if args.pin and (os.cpu_count() or 1) > 1 else None
+    load_core = LOAD_CORE if proxy_core is not None else None
+    if load_core is not None:
+        os.sched_setaffinity(0, {load_core})
+    with spawn([py, "-m", "modelroute.testing.fake_openai", "--port", "0"], core=load_core) as fake, tempfile.TemporaryDirectory() as tmp:
         assert fake.stdout is not None
         upstream = fake.stdout.readline().strip()
         policy = os.path.join(tmp, "policy.yaml")
         Path(policy).write_text(yaml.safe_dump(policy_doc(upstream, args.judge_rate)))
         ports = {"main": free_port(), "other": free_port()}
-        with spawn([py, me, "--serve", "on", "--policy", policy, "--port", str(ports["main"])], env) as main, \
-             spawn([py, me, "--serve", "off", "--policy", policy, "--port", str(ports["other"])], env) as other:
+        with spawn([py, me, "--serve", "on", "--policy", policy, "--port", str(ports["main"])], env, proxy_core) as main, \
+             spawn([py, me, "--serve", "off", "--policy", policy, "--port", str(ports["other"])], env, proxy_core) as other:
             url = {name: f"http://127.0.0.1:{port}/v1" for name, port in ports.items()}
             targets: dict[str, Target] = {"direct": (upstream + "/v1", None, None), "off": (url["main"], main.pid, False),
                                           "on": (url["main"], main.pid, True), "other process": (url["other"], other.pid, None)}
@@ -205,7 +210,8 @@ def main() -> None:
         os.environ["OPENAI_API_KEY"] = "sk-bench"
         hook_us = asyncio.run(hook_cost_us(policy))
     mode = "streaming" if args.stream else "non-streaming"
-    print(f"monitoring overhead ({mode}; heuristic checks on every answer, feedback index, judge sampling {args.judge_rate:.0%})")
+    pinned = "; sidecars pinned to their own core" if proxy_core is not None else ""
+    print(f"monitoring overhead ({mode}; heuristic checks on every answer, feedback index, judge sampling {args.judge_rate:.0%}{pinned})")
     for concurrency, samples in results.items():
         print("\n".join(report(concurrency, samples)))
     cpu = min(statistics.median(r["off"][1] for r in samples) for samples in results.values())
