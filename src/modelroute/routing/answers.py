@@ -44,9 +44,11 @@ _SHORT = 300
 _OPENING = 120
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Answer:
-    """The first choice of a ``chat.completion`` body, as the checks read it."""
+    """The first choice of a ``chat.completion`` body, as the checks read it (read-only by
+    convention: not frozen, because a frozen dataclass takes twice as long to build, and every
+    answer the sidecar serves is read)."""
 
     text: str = ""
     tool_calls: tuple[Mapping[str, Any], ...] = ()
