@@ -23,6 +23,7 @@ from modelroute.providers.base import (
     Usage,
 )
 from modelroute.providers.keys import EnvFileKeys
+from modelroute.providers.transport import Transport
 
 __all__ = [
     "RETRYABLE",
@@ -35,6 +36,7 @@ __all__ = [
     "KeySource",
     "Provider",
     "ProviderError",
+    "Transport",
     "Usage",
     "build_providers",
 ]
@@ -53,5 +55,7 @@ def provider_class(type_name: str) -> type[Provider]:
     return cls
 
 
-def build_providers(policy: CompiledPolicy, session: aiohttp.ClientSession, keys: KeySource) -> Mapping[str, Provider]:
-    return {name: provider_class(spec.type)(spec, session, keys) for name, spec in policy.providers.items()}
+def build_providers(policy: CompiledPolicy, session: aiohttp.ClientSession, keys: KeySource,
+                    transport: Transport | None = None) -> Mapping[str, Provider]:
+    """The policy's providers; their calls go through ``transport`` when given, else ``session``."""
+    return {name: provider_class(spec.type)(spec, session, keys, transport) for name, spec in policy.providers.items()}

@@ -22,7 +22,7 @@ import aiohttp
 from modelroute import _json as json
 from modelroute.policy import ModelSpec
 from modelroute.providers.anthropic_errors import stream_error, upstream_error
-from modelroute.providers.base import ChunkStream, Completion, ErrorKind, Provider, ProviderError, Usage
+from modelroute.providers.base import ChunkStream, Completion, ErrorKind, HttpResponse, Provider, ProviderError, Usage
 from modelroute.providers.http import loads_object, network_errors
 from modelroute.providers.openai_anthropic import OpenAIToAnthropic, openai_usage
 from modelroute.providers.sse import SSEParser, encode
@@ -52,8 +52,8 @@ class AnthropicProvider(Provider):
         return f"{self.name}/{model.name}"
 
     async def _post(self, path: str, payload: Mapping[str, Any], model: ModelSpec, timeout: aiohttp.ClientTimeout,
-                    headers: Mapping[str, str]) -> aiohttp.ClientResponse:
-        resp = await self.session.post(self.spec.base_url.rstrip("/") + path, data=json.dumps(payload),
+                    headers: Mapping[str, str]) -> HttpResponse:
+        resp = await self.http.post(self.spec.base_url.rstrip("/") + path, data=json.dumps(payload),
                                        headers=self._headers(headers), timeout=timeout)
         if resp.status != 200:
             try:
@@ -72,7 +72,7 @@ class AnthropicProvider(Provider):
         return loads_object(raw, self.name, model.name), raw
 
     async def _open(self, payload: Mapping[str, Any], model: ModelSpec, timeout: float, idle_timeout: float,
-                    headers: Mapping[str, str]) -> aiohttp.ClientResponse:
+                    headers: Mapping[str, str]) -> HttpResponse:
         async with network_errors(self.name, model.name), asyncio.timeout(timeout):
             return await self._post(MESSAGES, payload, model, aiohttp.ClientTimeout(total=None, sock_read=idle_timeout), headers)
 
@@ -124,7 +124,7 @@ class AnthropicProvider(Provider):
 class _EventStream(ChunkStream):
     """Reads the upstream's SSE events until ``message_stop``; subclasses turn each into output."""
 
-    def __init__(self, resp: aiohttp.ClientResponse, provider: str, model: str) -> None:
+    def __init__(self, resp: HttpResponse, provider: str, model: str) -> None:
         self._resp = resp
         self._where = (provider, model)
         self.usage = None
@@ -167,7 +167,7 @@ class _EventStream(ChunkStream):
 class TranslatedStream(_EventStream):
     """Anthropic events in, OpenAI ``chat.completion.chunk`` payloads out (usage chunk last)."""
 
-    def __init__(self, resp: aiohttp.ClientResponse, translator: OpenAIToAnthropic, provider: str, model: str) -> None:
+    def __init__(self, resp: HttpResponse, translator: OpenAIToAnthropic, provider: str, model: str) -> None:
         super().__init__(resp, provider, model)
         self._translator = translator
         self.dropped = tuple(translator.dropped)
@@ -188,7 +188,7 @@ class NativeStream(_EventStream):
 
     _LOOK = (b"message_start", b"message_delta", b"error")
 
-    def __init__(self, resp: aiohttp.ClientResponse, provider: str, model: str) -> None:
+    def __init__(self, resp: HttpResponse, provider: str, model: str) -> None:
         super().__init__(resp, provider, model)
         self._usage: dict[str, Any] = {}
 

@@ -1,7 +1,8 @@
 """The provider interface: one upstream API, spoken in its own wire format.
 
 A provider takes an OpenAI chat-completions request body (the shape every client request is
-normalised to) and a registry model, calls its upstream on a pooled ``aiohttp`` session, and
+normalised to) and a registry model, calls its upstream on the sidecar's pooled HTTP client
+(:mod:`modelroute.providers.transport`; an ``aiohttp`` session where none is given), and
 returns an OpenAI-shaped answer: a :class:`Completion`, or a :class:`ChunkStream` of OpenAI
 ``chat.completion.chunk`` payloads. Providers that speak another format use a translator named by
 the pair it converts (``openai_anthropic.py``), created per request.
@@ -16,11 +17,43 @@ import abc
 import enum
 from dataclasses import dataclass
 from collections.abc import Mapping
-from typing import Any, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Protocol
 
 import aiohttp
 
 from modelroute.policy import ModelSpec, ProviderSpec
+
+if TYPE_CHECKING:
+    from modelroute.providers.transport import Transport
+
+
+class HttpResponse(Protocol):
+    """The part of an upstream answer providers read (aiohttp's ClientResponse has it too)."""
+
+    status: int
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def content(self) -> Any: ...  # ``content.iter_any()``: the body as it arrives
+
+    async def read(self) -> bytes: ...
+
+    def release(self) -> Any: ...
+
+    def close(self) -> None: ...
+
+    async def __aenter__(self) -> Any: ...
+
+    async def __aexit__(self, *exc: Any) -> Any: ...
+
+
+class HttpClient(Protocol):
+    """What providers call upstream with: :class:`~modelroute.providers.transport.Transport`, or
+    an ``aiohttp.ClientSession`` (same call, an answer with the same surface)."""
+
+    def post(self, url: str, *, data: bytes, headers: Mapping[str, str], timeout: aiohttp.ClientTimeout) -> Awaitable[HttpResponse]: ...
 
 
 @dataclass(slots=True)
@@ -135,10 +168,13 @@ class ChunkStream(abc.ABC):
 class Provider(abc.ABC):
     """One upstream API. Instances are created per policy version and share the proxy's session."""
 
-    def __init__(self, spec: ProviderSpec, session: aiohttp.ClientSession, keys: KeySource) -> None:
+    def __init__(self, spec: ProviderSpec, session: aiohttp.ClientSession, keys: KeySource,
+                 transport: Transport | None = None) -> None:
         self.spec = spec
-        self.session = session
+        self.session = session  # aiohttp: the batch API's file transfers
         self.keys = keys
+        #: Provider calls: the sidecar's lean client when given one, else the aiohttp session.
+        self.http: HttpClient = transport if transport is not None else session
 
     @property
     def name(self) -> str:

@@ -12,6 +12,7 @@ from typing import Any, Mapping
 import aiohttp
 
 from modelroute.providers.base import ErrorKind, ProviderError
+from modelroute.providers.transport import BodyError
 
 _CONTEXT_HINTS = ("context_length", "context length", "maximum context", "too many tokens", "prompt is too long")
 
@@ -100,7 +101,7 @@ class network_errors:  # noqa: N801 - used like a function: ``async with network
         where = f"{self.provider}/{self.model}"
         if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
             raise ProviderError(ErrorKind.TIMEOUT, f"{where}: timed out") from None
-        if isinstance(exc, aiohttp.ClientPayloadError):
+        if isinstance(exc, (aiohttp.ClientPayloadError, BodyError)):
             raise ProviderError(ErrorKind.CONNECT, f"{where}: the connection broke mid-answer") from None
         if isinstance(exc, (aiohttp.ClientError, OSError)):
             raise ProviderError(ErrorKind.CONNECT, f"{where}: {type(exc).__name__}") from None

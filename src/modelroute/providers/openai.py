@@ -14,7 +14,7 @@ from typing import Any, AsyncIterator
 import aiohttp
 
 from modelroute.policy import ModelSpec
-from modelroute.providers.base import ChunkStream, Completion, ErrorKind, Provider, ProviderError, Usage
+from modelroute.providers.base import ChunkStream, Completion, ErrorKind, HttpResponse, Provider, ProviderError, Usage
 from modelroute.providers.http import http_error, loads_object, network_errors, parse_error_body
 from modelroute.providers.sse import SSEParser
 
@@ -33,8 +33,8 @@ class OpenAIProvider(Provider):
         return aiohttp.ClientTimeout(total=total, sock_read=idle)
 
     async def _post(self, path: str, payload: Mapping[str, Any], model: ModelSpec, timeout: aiohttp.ClientTimeout,
-                    headers: Mapping[str, str]) -> aiohttp.ClientResponse:
-        resp = await self.session.post(
+                    headers: Mapping[str, str]) -> HttpResponse:
+        resp = await self.http.post(
             self.spec.base_url + path, data=json.dumps(payload), headers=self._headers(headers), timeout=timeout
         )
         if resp.status != 200:
@@ -78,7 +78,7 @@ class OpenAIProvider(Provider):
 class OpenAIChunkStream(ChunkStream):
     """The upstream's chunks as they arrive, untouched; reads usage from the chunk carrying it."""
 
-    def __init__(self, resp: aiohttp.ClientResponse, provider: str, model: str) -> None:
+    def __init__(self, resp: HttpResponse, provider: str, model: str) -> None:
         self._resp = resp
         self._where = (provider, model)
         self.usage = None

@@ -16,7 +16,7 @@ from modelroute.proxy.errors import ClientError, NotFound, error_response
 from modelroute.proxy.hooks import Hooks, RequestHook
 from modelroute.proxy.model_client import ProxyModelClient
 from modelroute.proxy.state import SERVICES, PolicyHolder, Runtime, Services, Settings, running
-from modelroute.providers import build_providers
+from modelroute.providers import Transport, build_providers
 from modelroute.routing import Router
 from modelroute.telemetry import Metrics, get_tracer
 
@@ -48,7 +48,7 @@ async def openai_errors(request: web.Request, handler: Callable[[web.Request], A
 def _runtime_factory(services: Services) -> Callable[[CompiledPolicy], Runtime]:
     def build(policy: CompiledPolicy) -> Runtime:
         assert services.session is not None
-        providers = build_providers(policy, services.session, services.settings.keys)
+        providers = build_providers(policy, services.session, services.settings.keys, services.transport)
         router = Router(policy, ProxyModelClient(policy, providers, services.tracer))
         return Runtime(policy=policy, router=router, providers=providers)
 
@@ -59,6 +59,7 @@ async def _session_ctx(app: web.Application) -> AsyncIterator[None]:
     services = app[SERVICES]
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=60)
     services.session = aiohttp.ClientSession(connector=connector, auto_decompress=True, trust_env=False)
+    services.transport = Transport()
     services.holder.on_change(lambda rt: services.metrics.set_policy(rt.policy.name, rt.policy.version))
     services.holder.bind(_runtime_factory(services))
     if services.holder.ready:
@@ -66,6 +67,7 @@ async def _session_ctx(app: web.Application) -> AsyncIterator[None]:
         services.metrics.set_policy(policy.name, policy.version)
     yield
     await services.holder.close()
+    await services.transport.close()
     await services.session.close()
 
 

@@ -18,7 +18,7 @@ from aiohttp import web
 from opentelemetry import trace
 
 from modelroute.policy import CompiledPolicy
-from modelroute.providers import EnvFileKeys, KeySource, Provider
+from modelroute.providers import EnvFileKeys, KeySource, Provider, Transport
 from modelroute.proxy.breaker import Breakers
 from modelroute.proxy.hooks import Hooks, RequestHook
 from modelroute.routing import Router
@@ -144,7 +144,8 @@ class Services:
     tracer: trace.Tracer
     breakers: Breakers
     hooks: Hooks = field(default_factory=Hooks)
-    session: aiohttp.ClientSession | None = None
+    session: aiohttp.ClientSession | None = None  # the batch API's transfers
+    transport: Transport | None = None  # provider calls
     extras: dict[str, Any] = field(default_factory=dict)
 
 
