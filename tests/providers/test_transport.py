@@ -216,3 +216,29 @@ async def test_https_origins_speak_tls(tmp_path: Path) -> None:
         await default.post(url, data=b"{}", headers={})
     await default.close()
     await server.close()
+
+
+async def test_a_stream_left_at_its_last_event_keeps_its_connection_once_the_end_arrives(transport: Transport) -> None:
+    """A stream's [DONE] comes before the chunked body's last chunk: released there, the
+    connection waits for that last chunk and goes back to the pool."""
+    connections = 0
+
+    async def late_end(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        while await reader.readuntil(b"\r\n\r\n"):
+            await reader.readexactly(2)
+            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"e\r\ndata: [DONE]\n\n\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.05)
+            writer.write(b"0\r\n\r\n")
+
+    server = await asyncio.start_server(late_end, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1/x"
+    for _ in range(2):
+        resp = await transport.post(url, data=b"{}", headers={})
+        assert await resp.content.iter_any().__anext__() == b"data: [DONE]\n\n"
+        resp.release()  # as a provider's stream does at [DONE]
+        await asyncio.sleep(0.15)
+    assert connections == 1
+    server.close()

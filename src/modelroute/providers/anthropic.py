@@ -161,7 +161,8 @@ class _EventStream(ChunkStream):
         return event
 
     async def aclose(self) -> None:
-        self._resp.close()
+        if not self._done:  # left before its end: the connection cannot serve again
+            self._resp.close()
 
 
 class TranslatedStream(_EventStream):

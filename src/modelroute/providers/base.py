@@ -157,6 +157,9 @@ class ChunkStream(abc.ABC):
     usage: Usage | None = None
     #: Parameters the translation had to drop (reported on the span); empty for pass-through.
     dropped: tuple[str, ...] = ()
+    #: Chunks already received that the next steps of iteration yield without waiting: the proxy
+    #: writes to the client once they are all out, in one write (0: write each chunk at once).
+    ready: int = 0
 
     @abc.abstractmethod
     def __aiter__(self) -> AsyncIterator[bytes]: ...

@@ -82,20 +82,26 @@ class OpenAIChunkStream(ChunkStream):
         self._resp = resp
         self._where = (provider, model)
         self.usage = None
+        self._done = False  # [DONE] seen: the answer ended as it should
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         parser = SSEParser()
         async with network_errors(*self._where):
             try:
                 async for raw in self._resp.content.iter_any():
-                    for _, data in parser.feed(raw):
+                    events = parser.feed(raw)
+                    for index, (_, data) in enumerate(events):
                         if data == b"[DONE]":
+                            self._done = True
                             return
                         if _USAGE in data or b'"error"' in data:
                             self._inspect(data)
+                        self.ready = len(events) - index - 1
                         yield data
+                    self.ready = 0
                 for _, data in parser.close():
                     if data == b"[DONE]":
+                        self._done = True
                         return
                 raise ProviderError(ErrorKind.CONNECT, f"{self._where[0]}/{self._where[1]}: the stream ended before [DONE]")
             finally:
@@ -113,4 +119,5 @@ class OpenAIChunkStream(ChunkStream):
             self.usage = usage
 
     async def aclose(self) -> None:
-        self._resp.close()
+        if not self._done:  # left before its end: the connection cannot serve again
+            self._resp.close()

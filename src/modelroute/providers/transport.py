@@ -38,6 +38,10 @@ import httptools
 USER_AGENT = "modelroute-sidecar"
 #: Pause reading a stream when this much is buffered unread; resume below a quarter of it.
 HIGH_WATER = 256 * 1024
+#: A response released before its end (a stream's ``[DONE]`` comes before the chunked body's last
+#: chunk) keeps its connection for the pool if the end arrives within this long, with at most
+#: DRAIN_BYTES more body, which is thrown away; otherwise the connection is closed.
+DRAIN_SECONDS, DRAIN_BYTES = 1.0, 64 * 1024
 
 
 class BodyError(ConnectionError):
@@ -261,6 +265,7 @@ class Response:
         self._waiter: asyncio.Future[None] | None = None
         self._decoder: Any = None
         self._released = False
+        self._drained = 0
         self._streaming = False  # read as it comes: reading pauses while too much waits unread
 
     # fed by the connection
@@ -273,6 +278,11 @@ class Response:
         self._wake()
 
     def _feed(self, data: bytes) -> None:
+        if self._released:  # draining after release: the body's rest is not wanted
+            self._drained += len(data)
+            if self._drained > DRAIN_BYTES:
+                self._conn.close()
+            return
         if self._decoder is not None:
             data = self._decoder.decompress(data)
             if not data:
@@ -284,6 +294,11 @@ class Response:
         self._wake()
 
     def _finish(self) -> None:
+        if self._released:  # the end of a drained body: the connection can serve again
+            self.complete = True
+            self._conn.response = None
+            self._pool._put(self._origin, self._conn)
+            return
         if self._decoder is not None:
             tail = self._decoder.flush()
             if tail:
@@ -345,20 +360,31 @@ class Response:
             await self._wait()
 
     def release(self) -> None:
-        """Give the connection back: to the pool when the answer was read whole, else closed."""
+        """Give the connection back: to the pool when the answer was read whole (or its rest
+        arrives soon, see DRAIN_SECONDS), else closed."""
         if self._released:
             return
         self._released = True
-        self._conn.response = None
+        self._chunks.clear()
         if self.complete and self._error is None:
+            self._conn.response = None
             self._pool._put(self._origin, self._conn)
+        elif self._error is None and self.status and self._conn.reusable:
+            if self._conn.transport is not None:
+                self._conn.transport.resume_reading()
+            asyncio.get_running_loop().call_later(DRAIN_SECONDS, self._drain_timeout)
         else:
+            self._conn.response = None
+            self._conn.close()
+
+    def _drain_timeout(self) -> None:
+        if not self.complete:
             self._conn.close()
 
     def close(self) -> None:
         self._released = True
         self._conn.response = None
-        self._conn.close()
+        self._conn.close()  # (a close after release() may cut a drain short: it means it)
 
     async def __aenter__(self) -> Response:
         return self

@@ -136,17 +136,23 @@ async def _stream(request: web.Request, ex: Exchange) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                        **ex.response_headers(with_cost=False)})
     status, error_type = "ok", None
+    out: list[bytes] = []  # events received together leave together, in one write
     try:
         await resp.prepare(request)
         while (chunk := await held.next()) is not None:
             if builder is not None:
                 builder.add(json.loads(chunk))
             if not (hide_usage and _is_usage_only(chunk)):
-                await resp.write(b"data: " + chunk + b"\n\n")
-        await resp.write(DONE)
+                out.append(b"data: " + chunk + b"\n\n")
+            if out and not held.ready:
+                await resp.write(b"".join(out))
+                out.clear()
+        out.append(DONE)
+        await resp.write(b"".join(out))
+        await resp.write_eof()  # the client has it all: the bookkeeping below is not waited for
     except ProviderError as exc:
         status, error_type = "error", "stream_" + exc.kind.value
-        await _write_quietly(resp, _sse_error(exc) + DONE)
+        await _write_quietly(resp, b"".join(out) + _sse_error(exc) + DONE)
     except (ConnectionResetError, asyncio.CancelledError):
         status, error_type = "client_closed", "client_closed"
         raise

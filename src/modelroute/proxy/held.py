@@ -89,6 +89,11 @@ class HeldStream:
         """Usage of a stream closed before its usage chunk: the input estimate and the held output."""
         return Usage(input_tokens=input_tokens, output_tokens=_tokens(self._builder) if self._builder else len(self._held))
 
+    @property
+    def ready(self) -> bool:
+        """Whether :meth:`next` has a chunk without waiting for the upstream."""
+        return bool(self._held) or (not self._ended and self._pending is None and self.stream.ready > 0)
+
     async def next(self) -> bytes | None:
         """The next chunk for the client (held ones first); None at the end."""
         if self._held:
