@@ -120,6 +120,19 @@ def _is_usage_only(chunk: bytes) -> bool:
     return isinstance(data, dict) and data.get("choices") == [] and data.get("usage") is not None
 
 
+def _answer(chunks: list[bytes]) -> dict[str, Any]:
+    """The chat.completion body the streamed chunks add up to (chunks that are not JSON are skipped)."""
+    builder = AnswerBuilder()
+    for chunk in chunks:
+        try:
+            data = json.loads(chunk)
+        except ValueError:
+            continue
+        if isinstance(data, dict):
+            builder.add(data)
+    return builder.body()
+
+
 def _sse_error(exc: ProviderError) -> bytes:
     error = {"error": {"message": "the upstream stream failed: " + exc.kind.value, "type": "upstream_error",
                        "param": None, "code": "stream_" + exc.kind.value}}
@@ -132,7 +145,7 @@ async def _stream(request: web.Request, ex: Exchange) -> web.StreamResponse:
     held = outcome.result
     ex.served, ex.first_chunk_at = outcome.model, time.monotonic()
     hide_usage = not (ex.view and ex.view.include_usage)
-    builder = AnswerBuilder() if ex.collect_answer else None
+    sent: list[bytes] | None = [] if ex.collect_answer else None  # read into ex.answer once the client has it all
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                        **ex.response_headers(with_cost=False)})
     status, error_type = "ok", None
@@ -140,8 +153,8 @@ async def _stream(request: web.Request, ex: Exchange) -> web.StreamResponse:
     try:
         await resp.prepare(request)
         while (chunk := await held.next()) is not None:
-            if builder is not None:
-                builder.add(json.loads(chunk))
+            if sent is not None:
+                sent.append(chunk)
             if not (hide_usage and _is_usage_only(chunk)):
                 out.append(b"data: " + chunk + b"\n\n")
             if out and not held.ready:
@@ -159,8 +172,8 @@ async def _stream(request: web.Request, ex: Exchange) -> web.StreamResponse:
     finally:
         ex.usage = ex.attempts[-1].usage = held.stream.usage
         ex.dropped = held.stream.dropped
-        if builder is not None:
-            ex.answer = builder.body()
+        if sent is not None:
+            ex.answer = _answer(sent)
         await held.aclose()
         ex.settle(status, error_type)
     await resp.write_eof()
