@@ -18,7 +18,8 @@ from modelroute.providers.base import ChunkStream, Completion, ErrorKind, HttpRe
 from modelroute.providers.http import http_error, loads_object, network_errors, parse_error_body
 from modelroute.providers.sse import SSEParser
 
-_USAGE = b'"usage"'
+#: A chunk carrying usage (OpenAI sends ``"usage": null`` in every other chunk of such a stream).
+_USAGE, _USAGE_SPACED = b'"usage":{', b'"usage": {'
 
 
 class OpenAIProvider(Provider):
@@ -94,7 +95,7 @@ class OpenAIChunkStream(ChunkStream):
                         if data == b"[DONE]":
                             self._done = True
                             return
-                        if _USAGE in data or b'"error"' in data:
+                        if _USAGE in data or _USAGE_SPACED in data or b'"error"' in data:
                             self._inspect(data)
                         self.ready = len(events) - index - 1
                         yield data

@@ -28,7 +28,6 @@ from modelroute.proxy.ingress import lower_headers, read_json, require_chat_fiel
 from modelroute.proxy.state import SERVICES
 from modelroute.routing import AUTO, Decision, Review, UnknownModel, build_view
 
-_EMPTY_CHOICES = (b'"choices":[]', b'"choices": []')
 
 
 async def decide(ex: Exchange) -> Decision:
@@ -111,7 +110,7 @@ async def _open(ex: Exchange, provider: Provider, spec: ModelSpec, timeout: floa
 
 def _is_usage_only(chunk: bytes) -> bool:
     """The extra chunk carrying only usage (empty choices)."""
-    if not any(marker in chunk for marker in _EMPTY_CHOICES):
+    if b'"choices":[]' not in chunk and b'"choices": []' not in chunk:
         return False
     try:
         data = json.loads(chunk)
