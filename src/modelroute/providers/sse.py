@@ -19,6 +19,10 @@ class SSEParser:
 
     def feed(self, chunk: bytes) -> list[tuple[bytes | None, bytes]]:
         """Events completed by ``chunk``."""
+        if not self._buf and not self._data and chunk.endswith(b"\n\n") and b"\r" not in chunk:
+            simple = _simple(chunk)  # the usual shape: whole ``data: ...`` events, one line each
+            if simple is not None:
+                return simple
         buf = self._buf + chunk if self._buf else chunk
         events: list[tuple[bytes | None, bytes]] = []
         start = 0
@@ -46,6 +50,16 @@ class SSEParser:
         """An event left unterminated at the end of the stream, if any."""
         events = self.feed(b"\n\n") if self._buf or self._data else []
         return events
+
+
+def _simple(chunk: bytes) -> list[tuple[bytes | None, bytes]] | None:
+    """The events of a chunk made only of one-line ``data: `` events, or None for any other shape."""
+    events: list[tuple[bytes | None, bytes]] = []
+    for part in chunk[:-2].split(b"\n\n"):
+        if not part.startswith(b"data: ") or b"\n" in part:
+            return None
+        events.append((None, part[6:]))
+    return events
 
 
 async def iter_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[bytes | None, bytes]]:
