@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from modelroute.quality.config import quality_config
-from modelroute.quality.heuristics import run_checks
-from modelroute.routing.answers import is_refusal
+from modelroute.quality.heuristics import checks, run_checks
+from modelroute.routing.answers import is_refusal, read_answer
 
 
 def body(content: Any = "fine", finish: str = "stop", calls: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -43,3 +45,30 @@ def test_refusal_needs_the_phrase_at_the_start_of_a_long_answer() -> None:
     assert is_refusal("I can\u2019t help with that.")  # typographic apostrophe
     phrases = quality_config({"quality": {"refusalPhrases": ["Computer says no"]}}).refusal_phrases
     assert dict(run_checks(body("computer says no."), phrases=phrases))["refusal"] is False
+
+
+SHAPES = [
+    {"choices": [{"message": {"content": "Paris."}, "finish_reason": "stop"}]},
+    {"choices": [{"message": {"content": "I can't help with that."}, "finish_reason": "stop"}]},
+    {"choices": [{"message": {"content": "I’m unable to do that."}, "finish_reason": "stop"}]},
+    {"choices": [{"message": {"content": "   "}, "finish_reason": "stop"}]},
+    {"choices": [{"message": {"content": ""}, "finish_reason": "stop"}]},
+    {"choices": [{"message": {"content": "Paris"}, "finish_reason": "length"}]},
+    {"choices": [{"message": {"content": "Paris"}, "finish_reason": None}]},
+    {"choices": [{"message": {"content": None, "refusal": "No."}, "finish_reason": "stop"}]},
+    {"choices": [{"message": {"content": "Sure", "refusal": ""}, "finish_reason": "stop"}]},
+    {"choices": [{"message": {"content": "x", "tool_calls": []}, "finish_reason": "stop"}]},
+    {"choices": [{"message": {"content": "x", "tool_calls": [{"function": {"name": "f", "arguments": "{}"}}]},
+                  "finish_reason": "stop"}]},
+    {"choices": [{"message": {"content": [{"type": "text", "text": "Paris"}]}, "finish_reason": "stop"}]},
+    {"choices": [{"message": {"content": '{"a": 1}'}, "finish_reason": "stop"}]},
+    {"choices": []},
+    {"choices": "nonsense"},
+    {},
+]
+
+
+@pytest.mark.parametrize("fmt", ["text", "json_object"])
+@pytest.mark.parametrize("answer", SHAPES, ids=range(len(SHAPES)))
+def test_the_short_way_for_plain_prose_gives_what_the_full_reading_gives(answer: dict[str, Any], fmt: str) -> None:
+    assert run_checks(answer, fmt) == checks(read_answer(answer), fmt)

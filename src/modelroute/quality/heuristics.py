@@ -19,9 +19,25 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from modelroute.routing.answers import REFUSAL_PHRASES, is_refusal, read_answer
+from modelroute.routing.answers import REFUSAL_PHRASES, Answer, is_refusal, read_answer
 
 CHECKS = ("empty", "truncated", "refusal", "json", "tool_args")
+
+
+def _plain_prose(answer: Mapping[str, Any]) -> str | None:
+    """The text of an answer that is one finished (``stop``) message of non-blank string content
+    with no tool calls and no declared refusal; None for any other shape."""
+    choices = answer.get("choices")
+    if type(choices) is not list or not choices or type(choices[0]) is not dict:
+        return None
+    choice = choices[0]
+    message = choice.get("message")
+    if choice.get("finish_reason") != "stop" or type(message) is not dict:
+        return None
+    content = message.get("content")
+    if type(content) is not str or not content.strip() or message.get("tool_calls") or message.get("refusal") is not None:
+        return None
+    return content
 
 
 def _json_ok(text: str) -> bool:
@@ -44,10 +60,23 @@ def _args_ok(call: Mapping[str, Any]) -> bool:
     return isinstance(value, dict)
 
 
+#: The results of the usual answer: prose, finished, not empty; with and without a refusal phrase.
+_PROSE_OK = (("empty", True), ("truncated", True), ("refusal", True))
+_PROSE_REFUSED = (("empty", True), ("truncated", True), ("refusal", False))
+
+
 def run_checks(answer: Mapping[str, Any], response_format: str = "text",
                phrases: Iterable[str] = REFUSAL_PHRASES) -> tuple[tuple[str, bool], ...]:
     """Every applicable check on ``answer`` and whether it passed."""
-    read = read_answer(answer)
+    prose = _plain_prose(answer) if response_format not in ("json_object", "json_schema") else None
+    if prose is not None:  # the usual answer, read the short way: the same results as checks()
+        return _PROSE_REFUSED if is_refusal(prose, phrases) else _PROSE_OK
+    return checks(read_answer(answer), response_format, phrases)
+
+
+def checks(read: Answer, response_format: str = "text",
+           phrases: Iterable[str] = REFUSAL_PHRASES) -> tuple[tuple[str, bool], ...]:
+    """Every applicable check on an answer already read."""
     text, calls, declined = read.text, read.tool_calls, read.refusal is not None
     empty = ("empty", bool(calls) or declined or bool(text.strip()))
     truncated = ("truncated", read.finish_reason != "length")
