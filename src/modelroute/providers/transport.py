@@ -101,7 +101,7 @@ class Transport:
             target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
             host = parts.netloc.rpartition("@")[2]  # as written: brackets of an IPv6 literal, the port
             head = f"POST {target} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {USER_AGENT}\r\nAccept-Encoding: identity\r\n"
-            found = self._targets[url] = ((parts.scheme, parts.hostname, port), head.encode("latin-1"))
+            found = self._targets[url] = ((parts.scheme, parts.hostname, port), head.encode())
             if len(self._targets) > 256:
                 self._targets.pop(next(iter(self._targets)))
         return found
@@ -147,7 +147,7 @@ def _request(head: bytes, headers: Mapping[str, str], body: bytes) -> bytes:
     for name, value in headers.items():
         if "\n" in value or "\r" in value or "\n" in name or "\r" in name:
             raise ValueError(f"header {name!r} holds a line break")
-        lines.append(f"{name}: {value}\r\n".encode("latin-1"))
+        lines.append(f"{name}: {value}\r\n".encode())  # UTF-8, as aiohttp writes them
     lines.append(b"Content-Length: %d\r\n\r\n" % len(body))
     lines.append(body)
     return b"".join(lines)
