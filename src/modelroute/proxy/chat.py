@@ -29,7 +29,6 @@ from modelroute.proxy.state import SERVICES
 from modelroute.routing import AUTO, Decision, Review, UnknownModel, build_view
 
 
-
 async def decide(ex: Exchange) -> Decision:
     """The router's decision, or the client error when there is no model to try. Model calls the
     strategies make while deciding are children of the request's span."""
