@@ -10,6 +10,7 @@ import shutil
 import ssl
 import subprocess
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 from pathlib import Path
 
 import aiohttp
@@ -242,3 +243,32 @@ async def test_a_stream_left_at_its_last_event_keeps_its_connection_once_the_end
         await asyncio.sleep(0.15)
     assert connections == 1
     server.close()
+
+
+def completion_or_stream(request: bytes) -> bytes:
+    """A minimal OpenAI upstream: a chat.completion, or its stream when the body asks for one."""
+    usage = b'{"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}'
+    if b'"stream":true' in request.replace(b" ", b""):
+        return chunked(b'data: {"choices":[{"index":0,"delta":{"content":"hi"}}],"usage":null}\n\n',
+                       b'data: {"choices":[],"usage":' + usage + b"}\n\n", b"data: [DONE]\n\n")
+    return sized(b'{"object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},'
+                 b'"finish_reason":"stop"}],"usage":' + usage + b"}")
+
+
+async def test_the_sidecar_keeps_its_upstream_connection_across_answers_and_streams(make_sidecar: Any) -> None:
+    import openai
+
+    from tests.support import APP_KEY, quickstart
+
+    server, url = await serve(completion_or_stream)
+    sidecar = await make_sidecar(quickstart(url.removesuffix("/chat/completions")))
+    hello = [{"role": "user", "content": "hi"}]
+    async with openai.AsyncOpenAI(base_url=sidecar.base_url, api_key=APP_KEY, max_retries=0) as client:
+        for _ in range(3):
+            assert (await client.chat.completions.create(model="auto", messages=hello)).choices[0].message.content == "hi"
+        for _ in range(3):
+            stream = await client.chat.completions.create(model="auto", messages=hello, stream=True)
+            assert "".join([c.choices[0].delta.content or "" async for c in stream if c.choices]) == "hi"
+            await asyncio.sleep(0.05)  # the stream's last chunk reaches the sidecar: its connection is pooled
+    assert len(server.requests) == 6 and server.connections == 1
+    await server.close()
