@@ -118,19 +118,6 @@ def _is_usage_only(chunk: bytes) -> bool:
     return isinstance(data, dict) and data.get("choices") == [] and data.get("usage") is not None
 
 
-def _answer(chunks: list[bytes]) -> dict[str, Any]:
-    """The chat.completion body the streamed chunks add up to (chunks that are not JSON are skipped)."""
-    builder = AnswerBuilder()
-    for chunk in chunks:
-        try:
-            data = json.loads(chunk)
-        except ValueError:
-            continue
-        if isinstance(data, dict):
-            builder.add(data)
-    return builder.body()
-
-
 def _sse_error(exc: ProviderError) -> bytes:
     error = {"error": {"message": "the upstream stream failed: " + exc.kind.value, "type": "upstream_error",
                        "param": None, "code": "stream_" + exc.kind.value}}
@@ -171,7 +158,7 @@ async def _stream(request: web.Request, ex: Exchange) -> web.StreamResponse:
         ex.usage = ex.attempts[-1].usage = held.stream.usage
         ex.dropped = held.stream.dropped
         if sent is not None:
-            ex.answer = _answer(sent)
+            ex.answer = AnswerBuilder.from_chunks(sent)
         await held.aclose()
         ex.settle(status, error_type)
     await resp.write_eof()

@@ -101,8 +101,9 @@ class Exchange:
         """Trace context for an upstream call: the attempt span's, the request span's when nothing
         is recorded, else the client's own."""
         headers: dict[str, str] = {}
-        ctx = (span if span.is_recording() else self.span).get_span_context()
-        if ctx.is_valid and not span.is_recording():  # the W3C header by hand: what the propagator writes
+        recording = span.is_recording()
+        ctx = (span if recording else self.span).get_span_context()
+        if ctx.is_valid and not recording:  # the W3C header by hand: what the propagator writes
             headers["traceparent"] = f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
             if ctx.trace_state:
                 headers["tracestate"] = ctx.trace_state.to_header()

@@ -24,7 +24,9 @@ Hooks run in the order they were registered; an exception in ``settled`` is logg
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Mapping, Protocol
+
+from modelroute import _json as json
 
 if TYPE_CHECKING:
     from modelroute.policy import CompiledPolicy
@@ -137,6 +139,19 @@ class AnswerBuilder:
                 slot["function"]["arguments"] += fn.get("arguments") or ""
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
+
+    @classmethod
+    def from_chunks(cls, chunks: Iterable[bytes]) -> dict[str, Any]:
+        """The body raw chunk payloads add up to (payloads that are not JSON objects are skipped)."""
+        builder = cls()
+        for chunk in chunks:
+            try:
+                data = json.loads(chunk)
+            except ValueError:
+                continue
+            if isinstance(data, dict):
+                builder.add(data)
+        return builder.body()
 
     def body(self) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": "".join(self.content) or None}

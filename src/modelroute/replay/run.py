@@ -110,16 +110,16 @@ async def replay(policy: CompiledPolicy, items: Sequence[Item], progress: Progre
             decision = outcome.decision
             if outcome.error or decision is None or outcome.model is None:
                 result.errors[outcome.error or "no_model"] += 1
-            elif decision.reviewer is not None:
-                cascaded = await run_cascade(decision, outcome.view, item.labels) if item.labels is not None else None
-                result.first_candidate_only += cascaded is None
+            else:
+                cascaded = None
+                if decision.reviewer is not None:
+                    cascaded = await run_cascade(decision, outcome.view, item.labels) if item.labels is not None else None
+                    result.first_candidate_only += cascaded is None
                 if cascaded is None:
                     _account(result, policy, item, outcome.view, decision.route, outcome.model)
                 else:
                     _account(result, policy, item, outcome.view, decision.route, cascaded.model,
                              cascaded.cost_usd, len(cascaded.escalations))
-            else:
-                _account(result, policy, item, outcome.view, decision.route, outcome.model)
             if progress is not None and (n % 50 == 0 or n == len(items)):
                 progress(n, len(items))
     finally:

@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 from aiohttp import web
 
+from modelroute.replay.recorded import completion
 from modelroute.routing.request import content_text
 from modelroute.testing.server import ServerBase
 
@@ -95,12 +96,11 @@ class ReplayProvider(ServerBase):
 
 
 def _completion(model: str, answer: str, usage: tuple[int, int]) -> dict[str, Any]:
+    """The recorded answer's chat.completion (as ``modelroute replay`` reads it), with the wire fields."""
     return {
         "id": f"chatcmpl-replay-{time.monotonic_ns()}",
-        "object": "chat.completion",
         "created": int(time.time()),
-        "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
+        **completion(model, answer),
         "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": usage[0] + usage[1]},
     }
 
