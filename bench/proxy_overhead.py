@@ -59,12 +59,24 @@ def spawn(args: list[str], env: dict[str, str] | None = None, core: int | None =
 
 
 def cpu_seconds(pid: int | None) -> float:
-    """User plus system CPU time of a process so far."""
+    """CPU time of a process so far, to the nanosecond: the run time of each of its threads
+    (``/proc/PID/task/*/schedstat``). ``/proc/PID/stat`` counts user and system time in 10 ms
+    ticks, 2% of a 2,000-request round at c=32: a ratio of two rounds read that way moves by up to 4%
+    from rounding alone."""
     if pid is None:
         return 0.0
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total, tasks = 0, f"/proc/{pid}/task"
+    if not os.path.exists(f"{tasks}/{pid}/schedstat"):  # a kernel without schedstat: ticks
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    for task in os.listdir(tasks):
+        try:
+            with open(f"{tasks}/{task}/schedstat") as fh:
+                total += int(fh.read().split()[0])
+        except (FileNotFoundError, ProcessLookupError):  # the thread ended meanwhile
+            continue
+    return total / 1e9
 
 
 def rss_mb(pid: int) -> float:
