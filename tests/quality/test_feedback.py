@@ -8,7 +8,7 @@ import aiohttp
 import openai
 import pytest
 
-from modelroute.feedback import FeedbackError, RequestIndex, Served
+from modelroute.feedback import FeedbackError, RequestIndex
 from modelroute.report.prom import Samples
 from modelroute.testing.fake_openai import FakeOpenAI
 from tests.support import APP_KEY, SidecarFactory, quickstart
@@ -58,38 +58,47 @@ async def test_feedback_joins_the_route_model_and_arm(make_sidecar: SidecarFacto
     assert m.sum("modelroute_feedback_score_count") == 3
 
 
+LABELS = ("p", "v", "default", "m", "", "")
+
+
 def test_expired_and_evicted_ids_are_unknown() -> None:
     now = [0.0]
-    index = RequestIndex(max_entries=2, clock=lambda: now[0])
-
-    def served(rid: str, ttl: float) -> Served:
-        return Served(rid, "p", "v", "default", "m", "", "", index.expires_at(ttl))
-
-    index.add(served("a", 10))
-    index.add(served("b", 100))
+    index = RequestIndex(max_entries=4, clock=lambda: now[0])  # each id kept for the next 2 additions
+    index.add("a", LABELS, 10)
+    index.add("b", LABELS, 100)
     now[0] = 11
     for rid in ("a", "zzz"):
-        try:
+        with pytest.raises(FeedbackError) as refused:
             index.claim(rid, "up")
-        except FeedbackError as exc:
-            assert exc.status == 404
-        else:
-            raise AssertionError(f"{rid} was accepted")
-    index.add(served("c", 100))
-    index.add(served("d", 100))  # over max_entries: the oldest ("b") goes
-    assert len(index) == 2 and index.claim("d", "up").route == "default"
-
-
-def test_expired_entries_are_swept_as_new_ones_arrive() -> None:
-    from modelroute.feedback.store import EXPIRY_SWEEP
-
-    now = [0.0]
-    index = RequestIndex(clock=lambda: now[0])
-    for i in range(10):
-        index.add(Served(f"old{i}", "p", "v", "default", "m", "", "", index.expires_at(5)))
-    now[0] = 6  # the ten have expired: they go at the next sweep, still refused until then
+        assert refused.value.status == 404
+    index.add("c", LABELS, 100)
+    index.add("d", LABELS, 100)  # "b" has seen two additions since its own: it goes
     with pytest.raises(FeedbackError):
-        index.claim("old3", "up")
-    for i in range(EXPIRY_SWEEP):
-        index.add(Served(f"new{i}", "p", "v", "default", "m", "", "", index.expires_at(5)))
-    assert len(index) == EXPIRY_SWEEP and index.claim("new0", "up").model == "m"
+        index.claim("b", "up")
+    assert len(index) == 2 and index.claim("d", "up").route == "default" and index.claim("c", "down").model == "m"
+
+
+def test_every_id_is_kept_for_the_same_number_of_additions() -> None:
+    """Oldest first, one at a time: the generations never drop an id early or many at once."""
+    index = RequestIndex(max_entries=10, clock=lambda: 0.0)  # an id goes at the 5th addition after its own
+    for i in range(100):
+        index.add(f"r{i}", LABELS, 60)
+        assert len(index) <= 10
+        kept = [j for j in range(i + 1) if _known(index, f"r{j}")]
+        assert kept == list(range(max(0, i - 4), i + 1)), (i, kept)
+
+
+def _known(index: RequestIndex, request_id: str) -> bool:
+    """Whether the index still holds ``request_id`` (without claiming it)."""
+    return request_id in index._young or request_id in index._old
+
+
+def test_feedback_is_taken_once_and_keeps_its_labels() -> None:
+    index = RequestIndex(clock=lambda: 0.0)
+    index.add("r", ("p", "v7", "premium", "gpt-4o", "mini-vs-4o", "control"), 60)
+    served = index.claim("r", "score")
+    assert served.to_dict() == {"request_id": "r", "policy": "p", "policy_version": "v7", "route": "premium",
+                                "model": "gpt-4o", "experiment": "mini-vs-4o", "arm": "control"}
+    with pytest.raises(FeedbackError) as again:
+        index.claim("r", "up")
+    assert again.value.status == 409 and "score" in str(again.value)

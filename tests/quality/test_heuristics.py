@@ -43,7 +43,7 @@ def test_refusal_needs_the_phrase_at_the_start_of_a_long_answer() -> None:
     long = "Here is the answer. " * 30 + "I can't help with the rest, sadly."
     assert not is_refusal(long)
     assert is_refusal("I can\u2019t help with that.")  # typographic apostrophe
-    phrases = quality_config({"quality": {"refusalPhrases": ["Computer says no"]}}).refusal_phrases
+    phrases = quality_config({"quality": {"refusalPhrases": ["Computer says no"]}}).refusals
     assert dict(run_checks(body("computer says no."), phrases=phrases))["refusal"] is False
 
 

@@ -60,6 +60,35 @@ async def test_heuristic_outcomes_are_labelled_by_policy_route_and_model(make_si
     assert m.sum("modelroute_quality_answers_total", **premium, result="pass") == 1
 
 
+async def test_answers_are_measured_in_batches_that_no_reader_misses(make_sidecar: SidecarFactory, fake_openai: FakeOpenAI) -> None:
+    """The checks and the feedback index run on a batch of settled exchanges; a /metrics scrape and
+    a feedback post flush it first, and the batch also goes on its own, BATCH_SECONDS later."""
+    from modelroute.quality import hook as hook_module
+
+    sidecar = await make_sidecar(quickstart(fake_openai.base_url))
+    hook = hook_of(sidecar)
+    answers = "modelroute_quality_answers_total"
+    async with openai.AsyncOpenAI(base_url=sidecar.base_url, api_key=APP_KEY, max_retries=0) as client, \
+            aiohttp.ClientSession() as http:
+        first = await client.chat.completions.with_raw_response.create(model="auto", messages=HI)
+        await asyncio.sleep(0)  # settled, not yet measured
+        assert len(hook.index) == 0
+        async with http.get(sidecar.url + "/metrics") as resp:  # no drain: the scrape flushes
+            assert Samples.parse(await resp.text()).sum(answers, result="pass") == 1
+        second = await client.chat.completions.with_raw_response.create(model="auto", messages=HI)
+        async with http.post(sidecar.base_url + "/feedback", json={"request_id": second.headers["x-modelroute-request-id"],
+                                                                    "thumbs": "up"}) as resp:
+            assert resp.status == 200, await resp.text()  # posted at once: the feedback flushes
+        await client.chat.completions.create(model="auto", messages=HI)
+        await asyncio.sleep(hook_module.BATCH_SECONDS * 3)
+        assert len(hook.index) == 3  # the timer flushed the third
+        async with http.post(sidecar.base_url + "/feedback", json={"request_id": first.headers["x-modelroute-request-id"],
+                                                                    "score": 0.5}) as resp:
+            assert resp.status == 200, await resp.text()
+        async with http.get(sidecar.url + "/metrics") as resp:
+            assert Samples.parse(await resp.text()).sum(answers, result="pass") == 3
+
+
 async def test_judge_scores_sampled_answers_and_its_cost_is_apart(make_sidecar: SidecarFactory, fake_openai: FakeOpenAI,
                                                                   judge_server: FakeJudge) -> None:
     sidecar = await make_sidecar(judged_policy(fake_openai.base_url, judge_server.base_url))

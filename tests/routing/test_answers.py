@@ -95,7 +95,7 @@ async def test_the_cascade_may_turn_refusals_off_or_bring_its_own() -> None:
     assert await cascade_verdict(refusal, {"refusal": ["computer says no"]}) is None
     assert await cascade_verdict(body("Computer says no."), {"refusal": ["Computer says NO"]}) is not None
     assert refusal_phrase("I'm unable to do that.", ()) is None  # no phrase: nothing is a refusal
-    extra = quality_config({"quality": {"refusalPhrases": ["Computer says no"]}}).refusal_phrases
+    extra = quality_config({"quality": {"refusalPhrases": ["Computer says no"]}}).refusals
     assert monitor(body("computer says no."), phrases=extra)["refusal"] is False
     assert monitor(refusal, phrases=extra)["refusal"] is False  # the extra phrases add to the list
 
@@ -163,3 +163,26 @@ async def test_an_empty_refusal_field_is_no_refusal() -> None:
     answer["choices"][0]["message"]["refusal"] = None
     assert read_answer(answer).refusal is None
     assert monitor(answer)["refusal"] is True and await cascade_verdict(answer) is None
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_trie_finds_a_refusal_exactly_where_the_phrase_list_does(seed: int) -> None:
+    """``Refusals.found`` (the phrases' trie) against ``Refusals.phrase`` (plain alternation), on
+    random texts made of pieces of the phrases, phrase lists with shared prefixes and phrases
+    that are prefixes of others."""
+    import random
+
+    from modelroute.routing.answers import Refusals
+
+    rng = random.Random(seed)
+    words = ["i", "i'm", "can't", "cannot", "help", "with", "as", "an", "ai", "no", "\u2019", "sorry,", "but", "x"]
+    lists = [REFUSAL_PHRASES, ("ab", "abc", "abd", "b"), ("i can", "i can't help", "i"),
+             tuple(" ".join(rng.choice(words) for _ in range(rng.randint(1, 3))) for _ in range(6))]
+    for phrases in lists:
+        refusals = Refusals(phrases)
+        for _ in range(400):
+            text = " ".join(rng.choice(words) for _ in range(rng.randint(0, 60)))
+            text = text.upper() if rng.random() < 0.2 else text
+            assert refusals.found(text) == (refusals.phrase(text) is not None), (phrases, text)
+    assert Refusals(("a+b", "(x")).found("so A+B then")  # phrases are literals, not patterns
+    assert not Refusals(()).found("i can't help with that")

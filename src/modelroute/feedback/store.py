@@ -8,15 +8,19 @@ Only labels are kept, never the prompt or the answer. One feedback per request i
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-#: Entries kept at most (about 300 bytes each).
-MAX_ENTRIES = 100_000
-#: Expired entries are swept every this many additions.
-EXPIRY_SWEEP = 256
+#: An id is kept for the next ``MAX_ENTRIES // 2`` additions, its time to live allowing; at most
+#: MAX_ENTRIES are held (about 150 bytes each with the id).
+MAX_ENTRIES = 200_000
+
+#: Who served a request: policy, policy version, route, model, experiment, arm. One tuple is shared
+#: by every request of the same route, model and arm.
+ServedLabels = tuple[str, str, str, str, str, str]
+#: An index entry: the labels, when it expires, and the kind of feedback already recorded (if any).
+_Entry = tuple[ServedLabels, float] | tuple[ServedLabels, float, str]
 
 
 @dataclass(slots=True)
@@ -72,45 +76,47 @@ def parse_feedback(body: Mapping[str, Any]) -> tuple[str, Feedback]:
 
 
 class RequestIndex:
+    """request id -> :data:`ServedLabels`, for feedback to find.
+
+    Every answered request is added, so adding must be cheap. Two plain dicts take the ids in
+    turns: new ids go into the young one; when it holds ``max_entries // 2`` it becomes the old one.
+    Each addition forgets the oldest id of the old generation (from a list of its ids taken at the
+    turn), so the old one is empty by the next turn and no call frees thousands of entries at once.
+    A lookup checks expiry itself; an expired entry is refused, and forgotten with its generation.
+    """
+
     def __init__(self, max_entries: int = MAX_ENTRIES, clock: Callable[[], float] = time.monotonic) -> None:
-        self._items: OrderedDict[str, Served] = OrderedDict()
-        self._max = max_entries
+        self._young: dict[str, _Entry] = {}
+        self._old: dict[str, _Entry] = {}
+        self._leaving: list[str] = []  # the old generation's ids, oldest first
+        self._left = 0  # how many of them are gone
+        self._half = max(1, max_entries // 2)
         self._clock = clock
-        self._added = 0
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._young) + len(self._old)
 
-    def add(self, entry: Served) -> None:
-        items = self._items
-        items[entry.request_id] = entry
-        if len(items) > self._max:
-            items.popitem(last=False)
-        self._added += 1
-        if self._added % EXPIRY_SWEEP == 0:  # claim() checks expiry itself: sweeping only frees memory
-            self._sweep()
-
-    def _sweep(self) -> None:
-        """Forget expired entries: added in time order, they sit at the front."""
-        items, now = self._items, self._clock()
-        while items:
-            first = next(iter(items.values()))
-            if first.expires > now:
-                break
-            items.popitem(last=False)
-
-    def expires_at(self, ttl: float) -> float:
-        return self._clock() + ttl
+    def add(self, request_id: str, labels: ServedLabels, ttl: float) -> None:
+        young = self._young
+        young[request_id] = (labels, self._clock() + ttl)
+        if self._left < len(self._leaving):
+            self._old.pop(self._leaving[self._left], None)
+            self._left += 1
+        if len(young) >= self._half:
+            self._old, self._young = young, {}
+            self._leaving, self._left = list(young), 0
 
     def claim(self, request_id: str, kind: str) -> Served:
         """The entry of ``request_id``, marked as having feedback; FeedbackError when it cannot take one."""
-        entry = self._items.get(request_id)
-        if entry is None or entry.expires <= self._clock():
-            self._items.pop(request_id, None)
+        generation = self._young if request_id in self._young else self._old
+        entry = generation.get(request_id)
+        if entry is None or entry[1] <= self._clock():
+            generation.pop(request_id, None)
             raise FeedbackError(f"unknown or expired request_id {request_id!r}: feedback is accepted for answers of this "
                                 "sidecar for a while after they are served (quality.feedback.ttlSeconds, default 3600)",
                                 404, "request_not_found")
-        if entry.feedback is not None:
-            raise FeedbackError(f"feedback for {request_id!r} was already recorded ({entry.feedback})", 409, "feedback_exists")
-        entry.feedback = kind
-        return entry
+        if len(entry) == 3:
+            raise FeedbackError(f"feedback for {request_id!r} was already recorded ({entry[2]})", 409, "feedback_exists")
+        labels, expires = entry[0], entry[1]
+        generation[request_id] = (labels, expires, kind)
+        return Served(request_id, *labels, expires=expires, feedback=kind)

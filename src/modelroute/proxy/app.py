@@ -114,6 +114,7 @@ def _otel_metrics_ctx(provider: Any) -> Background:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         async with running(PrometheusBridge(app[SERVICES].metrics.registry, provider).run()):
             yield
+        app[SERVICES].hooks.flush()  # the last answers' figures go out with the final export
         await asyncio.to_thread(provider.shutdown)
 
     return ctx

@@ -72,6 +72,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
+    services.hooks.flush()
     services.metrics.breaker_open.clear()
     for model in services.breakers.open_models():
         services.metrics.breaker_open.labels(model).set(1)

@@ -18,6 +18,9 @@ A hook may also say, per policy, which of these it takes part in (``phases(polic
 it reads streamed answers: :meth:`Hooks.plan` compiles that once per policy version, so a request
 calls only the hooks that have work for its policy.
 
+A hook that records settled exchanges in batches also defines ``flush()``: :meth:`Hooks.flush`
+runs it before ``/metrics`` is read, so a scrape counts every answer already sent.
+
 Hooks run in the order they were registered; an exception in ``settled`` is logged, never raised.
 """
 
@@ -97,6 +100,13 @@ class Hooks:
         """Swap the registered hooks (requests already in flight keep their plan)."""
         self.items[:] = hooks
         self._plans.clear()
+
+    def flush(self) -> None:
+        """Have the hooks that record in batches record what waits."""
+        for hook in self.items:
+            flush = getattr(hook, "flush", None)
+            if flush is not None:
+                flush()
 
     def plan(self, policy: CompiledPolicy) -> HookPlan:
         """The hooks with work for ``policy``, compiled once per policy version."""

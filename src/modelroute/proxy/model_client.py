@@ -18,15 +18,18 @@ from modelroute.telemetry.cost import cost_usd
 
 
 class ProxyModelClient:
-    """Each call is a child span of the current span (the request's, while routing decides)."""
+    """Each call is a child span of the current span (the request's, while routing decides), and
+    carries its trace context upstream. Without a tracer (the quality monitor's judge, whose
+    calls run in the background, outside any request) calls are neither traced nor propagated."""
 
     def __init__(self, policy: CompiledPolicy, providers: Mapping[str, Provider], tracer: trace.Tracer | None = None) -> None:
         self._policy = policy
         self._providers = providers
-        self._tracer = tracer or trace.NoOpTracer()
+        self._tracer = tracer
 
     def _span(self, operation: str, model: str) -> Any:
         spec = self._policy.models[model]
+        assert self._tracer is not None
         return self._tracer.start_as_current_span(
             f"{operation} {spec.upstream_model}", kind=SpanKind.CLIENT, record_exception=False, set_status_on_exception=False,
             attributes={"gen_ai.operation.name": operation, "gen_ai.request.model": spec.upstream_model,
@@ -44,16 +47,20 @@ class ProxyModelClient:
         body: dict[str, Any] = {"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": 0}
         if logprobs:
             body["logprobs"] = True
-        with self._span("chat", model) as span:
-            try:
-                result = await provider.chat(body, spec, timeout=timeout, headers=_trace_headers())
-            except Exception as exc:
-                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-                raise
+        if self._tracer is None:
+            result = await provider.chat(body, spec, timeout=timeout, headers={})
             cost = float(cost_usd(result.usage, spec.pricing))
-            if span.is_recording() and result.usage is not None:
-                span.set_attributes({"gen_ai.usage.input_tokens": result.usage.input_tokens,
-                                     "gen_ai.usage.output_tokens": result.usage.output_tokens, "modelroute.cost_usd": cost})
+        else:
+            with self._span("chat", model) as span:
+                try:
+                    result = await provider.chat(body, spec, timeout=timeout, headers=_trace_headers())
+                except Exception as exc:
+                    span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+                    raise
+                cost = float(cost_usd(result.usage, spec.pricing))
+                if span.is_recording() and result.usage is not None:
+                    span.set_attributes({"gen_ai.usage.input_tokens": result.usage.input_tokens,
+                                         "gen_ai.usage.output_tokens": result.usage.output_tokens, "modelroute.cost_usd": cost})
         choice = (result.body.get("choices") or [{}])[0]
         message = choice.get("message") or {}
         usage = result.usage
@@ -69,8 +76,11 @@ class ProxyModelClient:
 
     async def embed(self, model: str, texts: list[str], *, timeout: float) -> tuple[list[list[float]], float]:
         provider, spec = self._target(model)
-        with self._span("embeddings", model):
-            result = await provider.embeddings({"model": model, "input": texts}, spec, timeout=timeout, headers=_trace_headers())
+        if self._tracer is None:
+            result = await provider.embeddings({"model": model, "input": texts}, spec, timeout=timeout, headers={})
+        else:
+            with self._span("embeddings", model):
+                result = await provider.embeddings({"model": model, "input": texts}, spec, timeout=timeout, headers=_trace_headers())
         rows = sorted(result.body.get("data") or [], key=lambda d: d.get("index", 0))
         return [list(map(float, row["embedding"])) for row in rows], float(cost_usd(result.usage, spec.pricing))
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from modelroute.routing.answers import REFUSAL_PHRASES
+from modelroute.routing.answers import REFUSAL_PHRASES, Refusals, refusals
 
 DEFAULT_JUDGE_PROMPT = (
     "You grade an AI assistant's answer.\n\nQuestion:\n{question}\n\nAnswer:\n{answer}\n\n"
@@ -30,7 +30,7 @@ class JudgeConfig:
 
 @dataclass(frozen=True, slots=True)
 class QualityConfig:
-    refusal_phrases: tuple[str, ...] = REFUSAL_PHRASES
+    refusals: Refusals = refusals(REFUSAL_PHRASES)  # compiled once per policy version
     judge: JudgeConfig | None = None
     regret_rate: float = 0.0
     regret_per_minute: int = 10
@@ -54,7 +54,7 @@ def quality_config(extensions: Mapping[str, Any]) -> QualityConfig:
     regret = q.get("regret") or {}
     extra = tuple(str(p).lower() for p in q.get("refusalPhrases", []))
     return QualityConfig(
-        refusal_phrases=REFUSAL_PHRASES + extra,
+        refusals=refusals(REFUSAL_PHRASES + extra),
         judge=judge,
         regret_rate=float(regret.get("sampleRate", 0.0)),
         regret_per_minute=int(regret.get("maxPerMinute", 10)),

@@ -19,14 +19,17 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from modelroute.routing.answers import REFUSAL_PHRASES, Answer, is_refusal, read_answer
+from modelroute.routing.answers import REFUSAL_PHRASES, Answer, Refusals, read_answer, refusals
 
 CHECKS = ("empty", "truncated", "refusal", "json", "tool_args")
 
 
-def _plain_prose(answer: Mapping[str, Any]) -> str | None:
-    """The text of an answer that is one finished (``stop``) message of non-blank string content
-    with no tool calls and no declared refusal; None for any other shape."""
+def plain_prose(answer: Mapping[str, Any], response_format: str = "text") -> str | None:
+    """The text of the usual answer: one finished (``stop``) message of non-blank string content,
+    no tool calls, no declared refusal, no JSON asked for; None for any other. Its checks are
+    :func:`check_prose`'s."""
+    if response_format in ("json_object", "json_schema"):
+        return None
     choices = answer.get("choices")
     if type(choices) is not list or not choices or type(choices[0]) is not dict:
         return None
@@ -66,21 +69,29 @@ _PROSE_REFUSED = (("empty", True), ("truncated", True), ("refusal", False))
 
 
 def run_checks(answer: Mapping[str, Any], response_format: str = "text",
-               phrases: Iterable[str] = REFUSAL_PHRASES) -> tuple[tuple[str, bool], ...]:
-    """Every applicable check on ``answer`` and whether it passed."""
-    prose = _plain_prose(answer) if response_format not in ("json_object", "json_schema") else None
+               phrases: Refusals | Iterable[str] = REFUSAL_PHRASES) -> tuple[tuple[str, bool], ...]:
+    """Every applicable check on ``answer`` and whether it passed (``phrases``: the refusal
+    phrases, best compiled once: :class:`Refusals`)."""
+    found = (phrases if isinstance(phrases, Refusals) else refusals(tuple(phrases))).found
+    prose = plain_prose(answer, response_format)
     if prose is not None:  # the usual answer, read the short way: the same results as checks()
-        return _PROSE_REFUSED if is_refusal(prose, phrases) else _PROSE_OK
+        return _PROSE_REFUSED if found(prose) else _PROSE_OK
     return checks(read_answer(answer), response_format, phrases)
 
 
+def check_prose(text: str, refusals: Refusals) -> tuple[tuple[str, bool], ...]:
+    """The checks of an answer that :func:`plain_prose` read."""
+    return _PROSE_REFUSED if refusals.found(text) else _PROSE_OK
+
+
 def checks(read: Answer, response_format: str = "text",
-           phrases: Iterable[str] = REFUSAL_PHRASES) -> tuple[tuple[str, bool], ...]:
+           phrases: Refusals | Iterable[str] = REFUSAL_PHRASES) -> tuple[tuple[str, bool], ...]:
     """Every applicable check on an answer already read."""
+    found = (phrases if isinstance(phrases, Refusals) else refusals(tuple(phrases))).found
     text, calls, declined = read.text, read.tool_calls, read.refusal is not None
     empty = ("empty", bool(calls) or declined or bool(text.strip()))
     truncated = ("truncated", read.finish_reason != "length")
-    refusal = ("refusal", not declined and not is_refusal(text, phrases)) if text or declined else None
+    refusal = ("refusal", not declined and not found(text)) if text or declined else None
     if not calls and response_format not in ("json_object", "json_schema"):  # the common case: prose
         return (empty, truncated) if refusal is None else (empty, truncated, refusal)
     out = [empty, truncated] if refusal is None else [empty, truncated, refusal]

@@ -1,8 +1,13 @@
 """The measurement hook: quality checks, sampled judge, regret sampling, feedback index, arm metrics.
 
 Registered in :func:`modelroute.proxy.app.default_hooks`. Its ``settled`` runs after the answer
-has gone out (the exchange records itself on the next turn of the event loop): it indexes the
-request for feedback and runs the heuristic checks; judge calls and regret re-runs go to a bounded
+has gone out (the exchange records itself on the next turn of the event loop). It keeps what the
+checks need (the answer's text, for the usual answer) and samples the judge, and the exchange is
+gone. :meth:`MeasurementHook.flush` indexes the requests for feedback and checks their answers
+together, :data:`BATCH_SECONDS` later or once :data:`BATCH_MAX` wait: in a batch the checks' code
+and tables stay in cache, and no exchange is kept alive for the collector to walk
+(bench/README.md has the figures). Feedback, a ``/metrics`` scrape and :meth:`drain` flush first,
+so none of them misses an answer already sent. Judge calls and regret re-runs go to a bounded
 :class:`BackgroundQueue` (dropped and counted when full), so the loop never waits on them.
 """
 
@@ -16,13 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 
-from modelroute.feedback import Feedback, RequestIndex, Served
+from modelroute.feedback import Feedback, RequestIndex, Served, ServedLabels
 from modelroute.policy import CompiledPolicy
 from modelroute.quality import judge
 from modelroute.quality.background import BackgroundQueue, Queued, RateLimiter
 from modelroute.quality.config import QualityConfig, quality_config
-from modelroute.quality.heuristics import run_checks
-from modelroute.quality.metrics import MeasureMetrics
+from modelroute.quality.heuristics import check_prose, plain_prose, run_checks
+from modelroute.quality.metrics import MeasureMetrics, QualityLabels
 from modelroute.routing import ModelClient
 from modelroute.routing.answers import read_answer
 from modelroute.telemetry.cost import cost_usd
@@ -31,6 +36,11 @@ if TYPE_CHECKING:
     from modelroute.proxy.exchange import Exchange
 
 log = logging.getLogger("modelroute.quality")
+
+#: Exchanges settled within this many seconds are indexed and checked together ...
+BATCH_SECONDS = 0.05
+#: ... or as soon as this many wait.
+BATCH_MAX = 256
 
 
 class MeasurementHook:
@@ -46,6 +56,9 @@ class MeasurementHook:
         self._registry: CollectorRegistry | None = None
         self._configs: dict[str, QualityConfig] = {}
         self._rng = random.Random(seed)
+        self._labels: dict[tuple[str, str, str | None, str, str], tuple[ServedLabels, QualityLabels]] = {}
+        self._waiting: list[tuple[str, tuple[ServedLabels, QualityLabels], QualityConfig, Any, str]] = []
+        self._timer: asyncio.TimerHandle | None = None
 
     # -- the hook interface ----------------------------------------------------------------------
 
@@ -59,22 +72,60 @@ class MeasurementHook:
         return None
 
     def settled(self, ex: Exchange) -> None:
+        """Note what the batch needs while the exchange is still in cache; sample the judge."""
         decision = ex.decision
         if ex.operation != "chat" or decision is None:
             return
-        cfg = self.config(ex.policy)
-        experiment = str(decision.annotations.get("experiment", ""))
-        arm = str(decision.annotations.get("arm", "")) if experiment else ""
-        served = Served(ex.request_id, ex.policy.name, ex.policy.version, decision.route, ex.served or "none",
-                        experiment, arm, self.index.expires_at(cfg.feedback_ttl))
-        self.index.add(served)
+        policy = ex.policy
+        cfg = self.config(policy)
+        experiment = decision.annotations.get("experiment") or ""
+        arm = decision.annotations.get("arm") or "" if experiment else ""
+        key = (policy.version, decision.route, ex.served, experiment, arm)
+        labels = self._labels.get(key) or self._new_labels(key, policy.name)
         metrics = self.metrics(ex.services.metrics.registry)
         if experiment:
             cost = float(ex.cost())
             baseline = float(ex.baseline_cost()) if ex.usage is not None else 0.0
-            metrics.record_arm((ex.policy.name, experiment, arm), ex.status, cost, baseline, ex.seconds)
-        if ex.answer is not None and ex.status == "ok":  # settled() already runs after the answer went out
-            self._measure(ex, served, cfg)
+            metrics.record_arm((policy.name, experiment, arm), ex.status, cost, baseline, ex.seconds)
+        answer, fmt = (ex.answer, ex.view.response_format) if ex.status == "ok" and ex.view is not None else (None, "")
+        if answer is not None:
+            prose = plain_prose(answer, fmt)  # the usual answer: only its text waits for the batch
+            if cfg.background:
+                self._sample(ex, labels[1], cfg)
+        waiting = self._waiting
+        waiting.append((ex.request_id, labels, cfg, answer if answer is None or prose is None else prose, fmt))
+        if len(waiting) == 1:
+            self._timer = asyncio.get_running_loop().call_later(BATCH_SECONDS, self.flush)
+        elif len(waiting) >= BATCH_MAX:
+            self.flush()
+
+    def flush(self) -> None:
+        """Index and check every exchange settled since the last flush."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        waiting, self._waiting = self._waiting, []
+        add, tally = self.index.add, self._metrics.checks.add if self._metrics is not None else None
+        for request_id, labels, cfg, answer, fmt in waiting:
+            add(request_id, labels[0], cfg.feedback_ttl)
+            if answer is None or tally is None:
+                continue
+            try:
+                results = check_prose(answer, cfg.refusals) if type(answer) is str else run_checks(answer, fmt, cfg.refusals)
+            except Exception:
+                log.exception("quality checks failed for %s", request_id)
+                continue
+            tally(labels[1], results)
+
+    def _new_labels(self, key: tuple[str, str, str | None, str, str], policy: str) -> tuple[ServedLabels, QualityLabels]:
+        """The index's and the metrics' labels of a (policy version, route, model, experiment,
+        arm), made once and shared by all its requests."""
+        if len(self._labels) > 4096:  # routes x models x arms of the live versions are far fewer
+            self._labels.clear()
+        version, route, model, experiment, arm = key
+        found = self._labels[key] = ((policy, version, route, model or "none", str(experiment), str(arm)),
+                                     (policy, route, model or "none", str(experiment), str(arm)))
+        return found
 
     # -- settings and metrics -------------------------------------------------------------------
 
@@ -97,38 +148,28 @@ class MeasurementHook:
 
     # -- after the answer --------------------------------------------------------------------------
 
-    def _measure(self, ex: Exchange, served: Served, cfg: QualityConfig) -> None:
-        try:
-            assert ex.answer is not None and ex.view is not None and self._metrics is not None
-            results = run_checks(ex.answer, ex.view.response_format, cfg.refusal_phrases)
-            self._metrics.record_checks(served.labels(), results)
-            if cfg.background:
-                self._sample(ex, served, cfg)
-        except Exception:
-            log.exception("quality checks failed for %s", ex.request_id)
-
-    def _sample(self, ex: Exchange, served: Served, cfg: QualityConfig) -> None:
+    def _sample(self, ex: Exchange, labels: QualityLabels, cfg: QualityConfig) -> None:
         assert cfg.judge is not None
-        policy = ex.policy.name
+        policy = labels[0]
         if cfg.judge.sample_rate > 0 and self._rng.random() < cfg.judge.sample_rate:
-            self.queue.submit(Queued("judge", policy, lambda: self._judge(ex, served, cfg)), cfg.queue_size, cfg.workers)
+            self.queue.submit(Queued("judge", policy, lambda: self._judge(ex, labels, cfg)), cfg.queue_size, cfg.workers)
         cheap = ex.served is not None and ex.served != ex.policy.baseline and ex.usage is not None
         if cheap and cfg.regret_rate > 0 and self._rng.random() < cfg.regret_rate:
             if not self.limiter.allow(cfg.regret_per_minute):
                 self._job_result(policy, "regret", "dropped_rate_limited")
             else:
                 swap = self._rng.random() < 0.5
-                self.queue.submit(Queued("regret", policy, lambda: self._regret(ex, served, cfg, swap)), cfg.queue_size, cfg.workers)
+                self.queue.submit(Queued("regret", policy, lambda: self._regret(ex, labels, cfg, swap)), cfg.queue_size, cfg.workers)
 
-    async def _judge(self, ex: Exchange, served: Served, cfg: QualityConfig) -> None:
+    async def _judge(self, ex: Exchange, labels: QualityLabels, cfg: QualityConfig) -> None:
         assert cfg.judge is not None and ex.view is not None and ex.answer is not None and self._metrics is not None
         client = _client(ex)
         verdict = await judge.score(client, cfg.judge, ex.view.prompt_text(), _answer_text(ex.answer))
-        self._metrics.quality_cost.labels(served.policy, "judge", verdict.model).inc(verdict.cost_usd)
+        self._metrics.quality_cost.labels(labels[0], "judge", verdict.model).inc(verdict.cost_usd)
         assert isinstance(verdict.value, float)
-        self._metrics.judge.observe(served.labels(), verdict.value)
+        self._metrics.judge.observe(labels, verdict.value)
 
-    async def _regret(self, ex: Exchange, served: Served, cfg: QualityConfig, swap: bool) -> None:
+    async def _regret(self, ex: Exchange, labels: QualityLabels, cfg: QualityConfig, swap: bool) -> None:
         """Re-run the request on the baseline, then let the judge say which answer is better."""
         assert cfg.judge is not None and ex.view is not None and ex.answer is not None and self._metrics is not None
         m, policy = self._metrics, ex.policy
@@ -137,18 +178,19 @@ class MeasurementHook:
         body["model"] = policy.baseline
         rerun = await ex.runtime.provider_for(policy.baseline).chat(body, spec, timeout=policy.timeouts.attempt_seconds, headers={})
         rerun_cost = float(cost_usd(rerun.usage, spec.pricing))
-        m.quality_cost.labels(served.policy, "regret", policy.baseline).inc(rerun_cost)
+        m.quality_cost.labels(labels[0], "regret", policy.baseline).inc(rerun_cost)
         client = _client(ex)
         verdict = await judge.compare(client, cfg.judge, ex.view.prompt_text(), _answer_text(ex.answer),
                                       _answer_text(rerun.body), swap)
-        m.quality_cost.labels(served.policy, "judge", verdict.model).inc(verdict.cost_usd)
-        m.regret.labels(served.policy, served.route, served.model, str(verdict.value)).inc()
-        m.regret_saved.labels(served.policy, served.route, served.model).inc(max(0.0, rerun_cost - float(ex.cost())))
+        m.quality_cost.labels(labels[0], "judge", verdict.model).inc(verdict.cost_usd)
+        m.regret.labels(*labels[:3], str(verdict.value)).inc()
+        m.regret_saved.labels(*labels[:3]).inc(max(0.0, rerun_cost - float(ex.cost())))
 
     # -- feedback ------------------------------------------------------------------------------
 
     def record_feedback(self, registry: CollectorRegistry, request_id: str, feedback: Feedback) -> Served:
         """Join feedback to its request and count it; FeedbackError (404/409) when it cannot be joined."""
+        self.flush()  # the request may still wait in the batch
         served = self.index.claim(request_id, feedback.kind)
         metrics = self.metrics(registry)
         metrics.feedback_kinds.labels(*served.labels(), feedback.kind).inc()
@@ -157,12 +199,15 @@ class MeasurementHook:
 
     async def drain(self, timeout: float = 30.0) -> None:
         """Wait for scheduled checks and queued jobs (tests and shutdown)."""
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # exchanges settle on the next turn of the loop
+        self.flush()
         await self.queue.drain(timeout)
 
 
 def _client(ex: Exchange) -> ModelClient:
-    """The narrow client for the judge, on the request's own runtime (its providers and session)."""
+    """The narrow client for the judge, on the request's own runtime (its providers and session);
+    untraced: the judge runs in the background, and its worker may outlive the request whose
+    trace context it was started in."""
     from modelroute.proxy.model_client import (
         ProxyModelClient,  # proxy imports this module: import late
     )

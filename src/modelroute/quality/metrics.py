@@ -20,6 +20,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, Metric
 
 QUALITY_LABELS = ["policy", "route", "model", "experiment", "arm"]
+#: Values of QUALITY_LABELS.
+QualityLabels = tuple[str, str, str, str, str]
 ARM_LABELS = ["policy", "experiment", "arm"]
 SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
