@@ -8,13 +8,14 @@ between rounds (a bench-only endpoint), so the comparison is free of what makes 
 processes differ by up to 10% in a run. A second process without monitoring ("other process")
 shows that cross-process spread, as a control.
 
-Short rounds alternate the targets (the order reversed every round), so a drift of the machine hits
-them alike; each round compares them pairwise, and the report gives the median of the rounds and
-their interquartile range. Figures: the latency each target adds over calling the provider
+Many short rounds alternate the targets (the order reversed every round), so a drift of the machine
+hits them alike; each round compares them pairwise, and the report gives the median of the rounds,
+their interquartile range and a bootstrap 95% confidence interval of that median. CPU time is each
+thread's run time to the nanosecond (``proxy_overhead.cpu_seconds``). Figures: the latency each target adds over calling the provider
 directly (p50), the sidecar's CPU time per request, and monitoring's share of the sidecar's
 overhead (the bar: under 5%). Finally the hook alone, timed in process.
 
-    .venv/bin/python bench/bench_monitoring.py [--requests 1000] [--rounds 20] [--stream] [--judge-rate 0.01]
+    .venv/bin/python bench/bench_monitoring.py [--requests 200] [--rounds 100] [--stream] [--judge-rate 0.01]
 """
 
 from __future__ import annotations
@@ -67,8 +68,9 @@ def serve(policy: str, port: int, monitoring: bool) -> None:
 
 
 async def hook_cost_us(policy: str, n: int = 10000) -> float:
-    """CPU µs per request of the measurement hook alone (settled and its sampled judge
-    calls), in process: the steadiest figure on a busy machine. The quietest of five rounds."""
+    """CPU µs per request of the measurement hook alone (settled, its batches and its sampled
+    judge calls), in process, each call with a new request id as live traffic has: the steadiest
+    figure on a busy machine. The quietest of five rounds."""
     import time
 
     import aiohttp
@@ -96,10 +98,11 @@ async def hook_cost_us(policy: str, n: int = 10000) -> float:
             await resp.read()
         ex = grabbed[0]
         hook = next(h for h in app[SERVICES].hooks.items if isinstance(h, MeasurementHook))
-        rounds = []
+        rounds, ids = [], iter([f"req_{i:024x}" for i in range(5 * n)])
         for _ in range(5):
             started = time.process_time()
             for _ in range(n):
+                ex.request_id = next(ids)
                 hook.settled(ex)
             await hook.drain()  # the sampled judge calls (real calls to the fake provider) count too
             rounds.append((time.process_time() - started) / n * 1e6)
@@ -144,9 +147,14 @@ async def rounds(targets: dict[str, Target], concurrency: int, n: int, count: in
 
 
 def spread(values: list[float]) -> str:
-    """Median and interquartile range, in percent."""
+    """Median, interquartile range and a bootstrap 95% confidence interval of the median, in percent."""
+    import random
+
     q = statistics.quantiles(values, n=4)
-    return f"{statistics.median(values):+6.1f}% (IQR {q[0]:+.1f} .. {q[2]:+.1f})"
+    rng = random.Random(0)
+    medians = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(2000))
+    return (f"{statistics.median(values):+6.1f}% (IQR {q[0]:+.1f} .. {q[2]:+.1f}; "
+            f"95% CI of the median {medians[50]:+.1f} .. {medians[1949]:+.1f})")
 
 
 def report(concurrency: int, samples: list[dict[str, Sample]]) -> list[str]:
@@ -170,8 +178,8 @@ def report(concurrency: int, samples: list[dict[str, Sample]]) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=1000, help="requests per target and round")
-    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--requests", type=int, default=200, help="requests per target and round (twice that at c=32)")
+    parser.add_argument("--rounds", type=int, default=100)
     parser.add_argument("--stream", action="store_true")
     parser.add_argument("--judge-rate", type=float, default=0.01)
     parser.add_argument("--pin", action="store_true", help="sidecars on one core, load and fake provider on another")
