@@ -42,6 +42,10 @@ BATCH_SECONDS = 0.05
 #: ... or as soon as this many wait.
 BATCH_MAX = 256
 
+#: A settled exchange waiting for the batch: request id, labels, settings, the answer (its text when
+#: :func:`plain_prose` reads it, else the body; None when there is no answer to check), response format.
+_Waiting = tuple[str, tuple[ServedLabels, QualityLabels], QualityConfig, "str | Mapping[str, Any] | None", str]
+
 
 class MeasurementHook:
     """Process-wide (outlives policy reloads); settings come from each request's policy."""
@@ -57,7 +61,7 @@ class MeasurementHook:
         self._configs: dict[str, QualityConfig] = {}
         self._rng = random.Random(seed)
         self._labels: dict[tuple[str, str, str | None, str, str], tuple[ServedLabels, QualityLabels]] = {}
-        self._waiting: list[tuple[str, tuple[ServedLabels, QualityLabels], QualityConfig, Any, str]] = []
+        self._waiting: list[_Waiting] = []
         self._timer: asyncio.TimerHandle | None = None
 
     # -- the hook interface ----------------------------------------------------------------------
@@ -87,13 +91,15 @@ class MeasurementHook:
             cost = float(ex.cost())
             baseline = float(ex.baseline_cost()) if ex.usage is not None else 0.0
             metrics.record_arm((policy.name, experiment, arm), ex.status, cost, baseline, ex.seconds)
-        answer, fmt = (ex.answer, ex.view.response_format) if ex.status == "ok" and ex.view is not None else (None, "")
-        if answer is not None:
-            prose = plain_prose(answer, fmt)  # the usual answer: only its text waits for the batch
+        answer: str | Mapping[str, Any] | None = None
+        fmt = ""
+        if ex.status == "ok" and ex.answer is not None and ex.view is not None:
+            fmt = ex.view.response_format
+            answer = plain_prose(ex.answer, fmt) or ex.answer  # the usual answer: only its text waits
             if cfg.background:
                 self._sample(ex, labels[1], cfg)
         waiting = self._waiting
-        waiting.append((ex.request_id, labels, cfg, answer if answer is None or prose is None else prose, fmt))
+        waiting.append((ex.request_id, labels, cfg, answer, fmt))
         if len(waiting) == 1:
             self._timer = asyncio.get_running_loop().call_later(BATCH_SECONDS, self.flush)
         elif len(waiting) >= BATCH_MAX:
