@@ -186,3 +186,40 @@ def test_the_trie_finds_a_refusal_exactly_where_the_phrase_list_does(seed: int) 
             assert refusals.found(text) == (refusals.phrase(text) is not None), (phrases, text)
     assert Refusals(("a+b", "(x")).found("so A+B then")  # phrases are literals, not patterns
     assert not Refusals(()).found("i can't help with that")
+
+
+def test_a_stream_parsed_in_one_go_adds_up_as_one_parse_per_chunk() -> None:
+    """``AnswerBuilder.from_chunks`` parses the payloads as one JSON array; payloads that are not
+    one JSON value (garbage, ``1,2``, half an object) must leave it with what a parse per payload
+    gives."""
+    import json as stdlib_json
+    import random
+
+    from modelroute.routing.answers import AnswerBuilder
+
+    def reference(chunks: list[bytes]) -> dict[str, Any]:
+        builder = AnswerBuilder()
+        for chunk in chunks:
+            try:
+                data = stdlib_json.loads(chunk)
+            except ValueError:
+                continue
+            if isinstance(data, dict):
+                builder.add(data)
+        return builder.body()
+
+    def delta(**fields: Any) -> bytes:
+        return stdlib_json.dumps({"model": "m", "choices": [{"index": 0, "delta": fields, "finish_reason": None}]}).encode()
+
+    good = [delta(role="assistant", content=""), delta(content="Hel"), delta(content="lo \u00e9\n"),
+            delta(tool_calls=[{"index": 0, "id": "c1", "function": {"name": "f", "arguments": "{\"a\""}}]),
+            delta(tool_calls=[{"index": 0, "function": {"arguments": ": 1}"}}]),
+            b'{"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}',
+            b'{"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}}']
+    odd = [b"not json", b"1,2", b'{"choices": [', b"]}", b"[1", b"2]", b"", b"null", b'"text"', b'{"a": 1}, {"b": 2}',
+           b'{"choices": [{"index": 0, "delta": {"content": "X"}}]}, {"model": "y"}']  # two values in one payload
+    rng = random.Random(7)
+    for _ in range(300):
+        chunks = [rng.choice(good if rng.random() < 0.7 else odd) for _ in range(rng.randint(0, 12))]
+        assert AnswerBuilder.from_chunks(chunks) == reference(chunks), chunks
+    assert AnswerBuilder.from_chunks(good)["choices"][0]["message"]["content"] == "Hello \u00e9\n"

@@ -23,7 +23,6 @@ from modelroute.proxy.attempts import attempt_each
 from modelroute.proxy.errors import BadRequest, ClientError, NotFound, error_response
 from modelroute.proxy.exchange import Exchange
 from modelroute.proxy.held import HeldStream, open_first
-from modelroute.proxy.hooks import AnswerBuilder
 from modelroute.proxy.ingress import lower_headers, read_json, require_chat_fields
 from modelroute.proxy.state import SERVICES
 from modelroute.routing import AUTO, Decision, Review, UnknownModel, build_view
@@ -130,7 +129,7 @@ async def _stream(request: web.Request, ex: Exchange) -> web.StreamResponse:
     held = outcome.result
     ex.served, ex.first_chunk_at = outcome.model, time.monotonic()
     hide_usage = not (ex.view and ex.view.include_usage)
-    sent: list[bytes] | None = [] if ex.collect_answer else None  # read into ex.answer once the client has it all
+    sent: list[bytes] | None = [] if ex.collect_answer else None  # ex.answer reads them when a hook asks
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                        **ex.response_headers(with_cost=False)})
     status, error_type = "ok", None
@@ -157,8 +156,7 @@ async def _stream(request: web.Request, ex: Exchange) -> web.StreamResponse:
     finally:
         ex.usage = ex.attempts[-1].usage = held.stream.usage
         ex.dropped = held.stream.dropped
-        if sent is not None:
-            ex.answer = AnswerBuilder.from_chunks(sent)
+        ex.answer_chunks = sent
         await held.aclose()
         ex.settle(status, error_type)
     await resp.write_eof()

@@ -22,6 +22,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from modelroute.providers.base import Usage
 from modelroute.providers.translate import metric_label
 from modelroute.proxy.hooks import HookPlan
+from modelroute.routing.answers import AnswerBuilder
 from modelroute.proxy.state import Runtime, Services
 from modelroute.routing import Decision, RequestView
 from modelroute.telemetry.cost import ZERO, cost_usd, format_usd
@@ -62,7 +63,8 @@ class Exchange:
     dropped: tuple[str, ...] = ()
     status: str = "ok"
     extra_cost: Decimal = ZERO  # reviews (judge calls) and other spending beside the attempts
-    answer: Mapping[str, Any] | None = None  # the chat.completion body served (streams: when collected)
+    _answer: Mapping[str, Any] | None = None
+    answer_chunks: list[bytes] | None = None  # a streamed answer's chunk payloads, until ``answer`` reads them
     collect_answer: bool = False  # a hook reads answers: streamed ones are reassembled
     error_type: str | None = None
     hooks: HookPlan = field(init=False)  # the hooks with work for this request's policy
@@ -70,6 +72,18 @@ class Exchange:
     _parent: otel_context.Context = field(init=False)
     _settled: bool = False
     _cost: Decimal | None = None
+
+    @property
+    def answer(self) -> Mapping[str, Any] | None:
+        """The ``chat.completion`` body served (a stream's when collected), reassembled from the
+        streamed chunks when first read: after the client has it all, and only if a hook reads it."""
+        if self._answer is None and self.answer_chunks is not None:
+            self._answer, self.answer_chunks = AnswerBuilder.from_chunks(self.answer_chunks), None
+        return self._answer
+
+    @answer.setter
+    def answer(self, value: Mapping[str, Any] | None) -> None:
+        self._answer = value
 
     def __post_init__(self) -> None:
         self.hooks = self.services.hooks.plan(self.runtime.policy)

@@ -16,7 +16,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 from modelroute import _json as json
 from modelroute.providers import ChunkStream, ErrorKind, ProviderError, Usage
-from modelroute.proxy.hooks import AnswerBuilder
+from modelroute.routing.answers import AnswerBuilder
 
 
 T = TypeVar("T")

@@ -10,8 +10,9 @@ The proxy calls, for every chat request:
 - ``skip(ex, model)`` before each candidate's attempt: a reason to pass over that model (a local
   rate limit), or None.
 - ``settled(ex)`` once the answer is complete or failed (``ex.answer`` holds the OpenAI
-  ``chat.completion`` body when known): settle reservations, run quality checks off the hot path,
-  index the request for feedback. It must not block: queue slow work.
+  ``chat.completion`` body when known; a stream's is reassembled when first read): settle
+  reservations, run quality checks off the hot path, index the request for feedback. It must not
+  block: queue slow work.
 
 A hook may also say, per policy, which of these it takes part in (``phases(policy)``, a subset of
 ``{"admit", "skip", "settled"}``; all three when it does not say) and set ``collects_answers`` when
@@ -27,9 +28,8 @@ Hooks run in the order they were registered; an exception in ``settled`` is logg
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Mapping, Protocol
+from typing import TYPE_CHECKING, Awaitable, Callable, Protocol
 
-from modelroute import _json as json
 
 if TYPE_CHECKING:
     from modelroute.policy import CompiledPolicy
@@ -116,56 +116,3 @@ class Hooks:
                 self._plans.clear()
             plan = self._plans[policy.version] = HookPlan(self.items, policy)
         return plan
-
-
-class AnswerBuilder:
-    """Reassembles an OpenAI ``chat.completion`` body from streamed chunk payloads."""
-
-    __slots__ = ("content", "tool_calls", "finish_reason", "model", "usage")
-
-    def __init__(self) -> None:
-        self.content: list[str] = []
-        self.tool_calls: dict[int, dict[str, Any]] = {}
-        self.finish_reason: str | None = None
-        self.model: str | None = None
-        self.usage: Mapping[str, Any] | None = None
-
-    def add(self, chunk: Mapping[str, Any]) -> None:
-        self.model = chunk.get("model") or self.model
-        if chunk.get("usage"):
-            self.usage = chunk["usage"]
-        for choice in chunk.get("choices") or []:
-            if choice.get("index", 0) != 0:
-                continue
-            delta = choice.get("delta") or {}
-            if delta.get("content"):
-                self.content.append(delta["content"])
-            for call in delta.get("tool_calls") or []:
-                slot = self.tool_calls.setdefault(call.get("index", 0), {"id": None, "type": "function",
-                                                                         "function": {"name": "", "arguments": ""}})
-                slot["id"] = call.get("id") or slot["id"]
-                fn = call.get("function") or {}
-                slot["function"]["name"] += fn.get("name") or ""
-                slot["function"]["arguments"] += fn.get("arguments") or ""
-            if choice.get("finish_reason"):
-                self.finish_reason = choice["finish_reason"]
-
-    @classmethod
-    def from_chunks(cls, chunks: Iterable[bytes]) -> dict[str, Any]:
-        """The body raw chunk payloads add up to (payloads that are not JSON objects are skipped)."""
-        builder = cls()
-        for chunk in chunks:
-            try:
-                data = json.loads(chunk)
-            except ValueError:
-                continue
-            if isinstance(data, dict):
-                builder.add(data)
-        return builder.body()
-
-    def body(self) -> dict[str, Any]:
-        message: dict[str, Any] = {"role": "assistant", "content": "".join(self.content) or None}
-        if self.tool_calls:
-            message["tool_calls"] = [self.tool_calls[i] for i in sorted(self.tool_calls)]
-        return {"object": "chat.completion", "model": self.model,
-                "choices": [{"index": 0, "message": message, "finish_reason": self.finish_reason}], "usage": self.usage}

@@ -38,7 +38,7 @@ from modelroute.proxy.chat import decide
 from modelroute.proxy.errors import BadRequest, ClientError
 from modelroute.proxy.exchange import Exchange
 from modelroute.proxy.held import open_first
-from modelroute.proxy.hooks import AnswerBuilder
+from modelroute.routing.answers import AnswerBuilder
 from modelroute.proxy.ingress import lower_headers, read_json
 from modelroute.proxy.state import SERVICES
 from modelroute.routing import AUTO, Review, build_view

@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry
 
 from modelroute.feedback import Feedback, RequestIndex, Served, ServedLabels
 from modelroute.policy import CompiledPolicy
+from modelroute.routing.answers import AnswerBuilder
 from modelroute.quality import judge
 from modelroute.quality.background import BackgroundQueue, Queued, RateLimiter
 from modelroute.quality.config import QualityConfig, quality_config
@@ -43,8 +44,9 @@ BATCH_SECONDS = 0.05
 BATCH_MAX = 256
 
 #: A settled exchange waiting for the batch: request id, labels, settings, the answer (its text when
-#: :func:`plain_prose` reads it, else the body; None when there is no answer to check), response format.
-_Waiting = tuple[str, tuple[ServedLabels, QualityLabels], QualityConfig, "str | Mapping[str, Any] | None", str]
+#: :func:`plain_prose` reads it, a stream's chunk payloads, else the body; None when there is no
+#: answer to check), response format.
+_Waiting = tuple[str, tuple[ServedLabels, QualityLabels], QualityConfig, "str | Mapping[str, Any] | list[bytes] | None", str]
 
 
 class MeasurementHook:
@@ -91,11 +93,15 @@ class MeasurementHook:
             cost = float(ex.cost())
             baseline = float(ex.baseline_cost()) if ex.usage is not None else 0.0
             metrics.record_arm((policy.name, experiment, arm), ex.status, cost, baseline, ex.seconds)
-        answer: str | Mapping[str, Any] | None = None
+        answer: str | Mapping[str, Any] | list[bytes] | None = None
         fmt = ""
-        if ex.status == "ok" and ex.answer is not None and ex.view is not None:
+        if ex.status == "ok" and ex.view is not None and (ex.answer_chunks is not None or ex.answer is not None):
             fmt = ex.view.response_format
-            answer = plain_prose(ex.answer, fmt) or ex.answer  # the usual answer: only its text waits
+            if ex.answer_chunks is not None:  # a stream: the batch reassembles it
+                answer = ex.answer_chunks
+            else:
+                assert ex.answer is not None
+                answer = plain_prose(ex.answer, fmt) or ex.answer  # the usual answer: only its text waits
             if cfg.background:
                 self._sample(ex, labels[1], cfg)
         waiting = self._waiting
@@ -117,7 +123,11 @@ class MeasurementHook:
             if answer is None or tally is None:
                 continue
             try:
-                results = check_prose(answer, cfg.refusals) if type(answer) is str else run_checks(answer, fmt, cfg.refusals)
+                if isinstance(answer, str):
+                    results = check_prose(answer, cfg.refusals)
+                else:
+                    body = AnswerBuilder.from_chunks(answer) if isinstance(answer, list) else answer
+                    results = run_checks(body, fmt, cfg.refusals)
             except Exception:
                 log.exception("quality checks failed for %s", request_id)
                 continue

@@ -1,6 +1,6 @@
 """What an OpenAI ``chat.completion`` answer says: its text, tool calls, finish reason, token
 logprobs and the refusal the model declared (:func:`read_answer`), and whether its text reads as a
-refusal (:class:`Refusals`).
+refusal (:class:`Refusals`); a streamed answer reassembled from its chunks (:class:`AnswerBuilder`).
 
 The one reading of an answer shared by the cascade's checks
 (:mod:`modelroute.routing.strategies.checks`) and the quality monitor's
@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
+
+from modelroute import _json as json
 
 #: Lower-case phrases (straight apostrophes) that mark a refusal. Matched as substrings, so a
 #: phrase also covers its longer forms: "i can't assist" covers "i can't assist with".
@@ -207,3 +209,69 @@ def _logprobs(value: Any) -> tuple[float, ...] | None:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _parsed(payload: bytes) -> Any:
+    try:
+        return json.loads(payload)
+    except ValueError:
+        return None
+
+
+class AnswerBuilder:
+    """Reassembles an OpenAI ``chat.completion`` body from streamed chunk payloads."""
+
+    __slots__ = ("content", "tool_calls", "finish_reason", "model", "usage")
+
+    def __init__(self) -> None:
+        self.content: list[str] = []
+        self.tool_calls: dict[int, dict[str, Any]] = {}
+        self.finish_reason: str | None = None
+        self.model: str | None = None
+        self.usage: Mapping[str, Any] | None = None
+
+    def add(self, chunk: Mapping[str, Any]) -> None:
+        self.model = chunk.get("model") or self.model
+        if chunk.get("usage"):
+            self.usage = chunk["usage"]
+        for choice in chunk.get("choices") or []:
+            if choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta") or {}
+            if delta.get("content"):
+                self.content.append(delta["content"])
+            for call in delta.get("tool_calls") or []:
+                slot = self.tool_calls.setdefault(call.get("index", 0), {"id": None, "type": "function",
+                                                                         "function": {"name": "", "arguments": ""}})
+                slot["id"] = call.get("id") or slot["id"]
+                fn = call.get("function") or {}
+                slot["function"]["name"] += fn.get("name") or ""
+                slot["function"]["arguments"] += fn.get("arguments") or ""
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
+
+    @classmethod
+    def from_chunks(cls, chunks: list[bytes]) -> dict[str, Any]:
+        """The body raw chunk payloads add up to (payloads that are not JSON objects are skipped).
+
+        The payloads are parsed in one go, as the items of one JSON array, which costs a third less
+        than a parse per payload; when that fails, or gives another number of items (a payload
+        that is not one JSON value), each is parsed alone."""
+        try:
+            items = json.loads(b"[" + b",".join(chunks) + b"]")
+        except ValueError:
+            items = None
+        if type(items) is not list or len(items) != len(chunks):
+            items = [_parsed(chunk) for chunk in chunks]
+        builder = cls()
+        for data in items:
+            if type(data) is dict:
+                builder.add(data)
+        return builder.body()
+
+    def body(self) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(self.content) or None}
+        if self.tool_calls:
+            message["tool_calls"] = [self.tool_calls[i] for i in sorted(self.tool_calls)]
+        return {"object": "chat.completion", "model": self.model,
+                "choices": [{"index": 0, "message": message, "finish_reason": self.finish_reason}], "usage": self.usage}
