@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from modelroute.routing.answers import REFUSAL_PHRASES, Refusals, refusals
@@ -37,11 +37,13 @@ class QualityConfig:
     feedback_ttl: float = 3600.0
     queue_size: int = 256
     workers: int = 2
+    judge_rate: float = field(init=False)  # the judge's sample rate, 0 without a judge
+    background: bool = field(init=False)  # whether any answer may need a background job (judge, regret)
 
-    @property
-    def background(self) -> bool:
-        """Whether any answer may need a background job (a judge or a regret re-run)."""
-        return self.judge is not None and (self.judge.sample_rate > 0 or self.regret_rate > 0)
+    def __post_init__(self) -> None:  # read once per policy version, not per answer
+        rate = self.judge.sample_rate if self.judge is not None else 0.0
+        object.__setattr__(self, "judge_rate", rate)
+        object.__setattr__(self, "background", self.judge is not None and (rate > 0 or self.regret_rate > 0))
 
 
 def quality_config(extensions: Mapping[str, Any]) -> QualityConfig:

@@ -88,22 +88,21 @@ class MeasurementHook:
         arm = decision.annotations.get("arm") or "" if experiment else ""
         key = (policy.version, decision.route, ex.served, experiment, arm)
         labels = self._labels.get(key) or self._new_labels(key, policy.name)
-        metrics = self.metrics(ex.services.metrics.registry)
+        metrics = self._metrics if self._metrics is not None else self.metrics(ex.services.metrics.registry)
         if experiment:
             cost = float(ex.cost())
             baseline = float(ex.baseline_cost()) if ex.usage is not None else 0.0
             metrics.record_arm((policy.name, experiment, arm), ex.status, cost, baseline, ex.seconds)
         answer: str | Mapping[str, Any] | list[bytes] | None = None
         fmt = ""
-        if ex.status == "ok" and ex.view is not None and (ex.answer_chunks is not None or ex.answer is not None):
-            fmt = ex.view.response_format
-            if ex.answer_chunks is not None:  # a stream: the batch reassembles it
-                answer = ex.answer_chunks
-            else:
-                assert ex.answer is not None
-                answer = plain_prose(ex.answer, fmt) or ex.answer  # the usual answer: only its text waits
-            if cfg.background:
-                self._sample(ex, labels[1], cfg)
+        if ex.status == "ok" and ex.view is not None:
+            chunks = ex.answer_chunks  # a stream's: the batch reassembles it
+            body = ex.answer if chunks is None else None
+            if chunks is not None or body is not None:
+                fmt = ex.view.response_format
+                answer = chunks if body is None else plain_prose(body, fmt) or body  # the usual answer: its text
+                if cfg.background:
+                    self._sample(ex, labels[1], cfg)
         waiting = self._waiting
         waiting.append((ex.request_id, labels, cfg, answer, fmt))
         if len(waiting) == 1:
@@ -165,9 +164,8 @@ class MeasurementHook:
     # -- after the answer --------------------------------------------------------------------------
 
     def _sample(self, ex: Exchange, labels: QualityLabels, cfg: QualityConfig) -> None:
-        assert cfg.judge is not None
         policy = labels[0]
-        if cfg.judge.sample_rate > 0 and self._rng.random() < cfg.judge.sample_rate:
+        if cfg.judge_rate > 0 and self._rng.random() < cfg.judge_rate:
             self.queue.submit(Queued("judge", policy, lambda: self._judge(ex, labels, cfg)), cfg.queue_size, cfg.workers)
         cheap = ex.served is not None and ex.served != ex.policy.baseline and ex.usage is not None
         if cheap and cfg.regret_rate > 0 and self._rng.random() < cfg.regret_rate:
