@@ -223,3 +223,42 @@ def test_a_stream_parsed_in_one_go_adds_up_as_one_parse_per_chunk() -> None:
         chunks = [rng.choice(good if rng.random() < 0.7 else odd) for _ in range(rng.randint(0, 12))]
         assert AnswerBuilder.from_chunks(chunks) == reference(chunks), chunks
     assert AnswerBuilder.from_chunks(good)["choices"][0]["message"]["content"] == "Hello \u00e9\n"
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_checks_read_a_long_stream_s_opening_and_end_as_they_read_it_whole(seed: int) -> None:
+    """``AnswerBuilder.for_checks`` skips the middle of a long stream: every check but ``json``
+    must give on it what it gives on the whole reassembled stream, refusals placed anywhere,
+    whitespace at both ends, finish reasons early, late or twice, tool calls, odd payloads."""
+    import json as stdlib_json
+    import random
+
+    from modelroute.routing.answers import AnswerBuilder
+
+    rng = random.Random(seed)
+
+    def chunk(content: str | None = None, finish: str | None = None, calls: bool = False) -> bytes:
+        delta: dict[str, Any] = {} if content is None else {"content": content}
+        if calls:
+            delta["tool_calls"] = [{"index": 0, "id": "c", "function": {"name": "f", "arguments": "{}"}}]
+        return stdlib_json.dumps({"model": "m", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}).encode()
+
+    words = ["lorem", "ipsum", " ", "\n", "I'm unable to", "I CAN'T HELP WITH", "dolor", "   ", "é", "\u2019"]
+    skipped = 0
+    for _ in range(600):
+        pieces = [" " * rng.randint(0, 400) if rng.random() < 0.1 else ""]
+        pieces += ["".join(rng.choice(words) for _ in range(rng.randint(0, 12))) for _ in range(rng.randint(0, 90))]
+        chunks = [chunk(p) for p in pieces]
+        for _ in range(rng.randint(0, 2)):
+            chunks.insert(rng.randint(0, len(chunks)), chunk(finish=rng.choice(["stop", "length", "content_filter"])))
+        if rng.random() < 0.3:
+            chunks.append(b'{"choices": [], "usage": {"completion_tokens": 5}}')
+        if rng.random() < 0.1:
+            chunks.insert(rng.randint(0, len(chunks)), b"not json")
+        if rng.random() < 0.05:
+            chunks.insert(rng.randint(0, len(chunks)), chunk(calls=True))
+        whole = AnswerBuilder.from_chunks(chunks)
+        part = AnswerBuilder.for_checks(chunks)
+        assert run_checks(part) == run_checks(whole), chunks
+        skipped += len(whole["choices"][0]["message"]["content"] or "") > len(part["choices"][0]["message"]["content"] or "")
+    assert skipped > 100  # long streams were read in part

@@ -125,7 +125,7 @@ class MeasurementHook:
                 if isinstance(answer, str):
                     results = check_prose(answer, cfg.refusals)
                 else:
-                    body = AnswerBuilder.from_chunks(answer) if isinstance(answer, list) else answer
+                    body = _stream_body(answer, fmt) if isinstance(answer, list) else answer
                     results = run_checks(body, fmt, cfg.refusals)
             except Exception:
                 log.exception("quality checks failed for %s", request_id)
@@ -227,6 +227,14 @@ def _client(ex: Exchange) -> ModelClient:
     )
 
     return ProxyModelClient(ex.policy, ex.runtime.providers)
+
+
+def _stream_body(chunks: list[bytes], response_format: str) -> Mapping[str, Any]:
+    """What the checks read of a stream: all of it when JSON was asked for, else as little as
+    gives the same results (:meth:`AnswerBuilder.for_checks`)."""
+    if response_format in ("json_object", "json_schema"):
+        return AnswerBuilder.from_chunks(chunks)
+    return AnswerBuilder.for_checks(chunks)
 
 
 def _answer_text(body: Mapping[str, Any]) -> str:
