@@ -63,7 +63,7 @@ LABELS = ("p", "v", "default", "m", "", "")
 
 def test_expired_and_evicted_ids_are_unknown() -> None:
     now = [0.0]
-    index = RequestIndex(max_entries=4, clock=lambda: now[0])  # each id kept for the next 2 additions
+    index = RequestIndex(max_entries=2, clock=lambda: now[0])  # each id kept for the next 2 additions
     index.add("a", LABELS, 10)
     index.add("b", LABELS, 100)
     now[0] = 11
@@ -80,10 +80,10 @@ def test_expired_and_evicted_ids_are_unknown() -> None:
 
 def test_every_id_is_kept_for_the_same_number_of_additions() -> None:
     """Oldest first, one at a time: the generations never drop an id early or many at once."""
-    index = RequestIndex(max_entries=10, clock=lambda: 0.0)  # an id goes at the 5th addition after its own
+    index = RequestIndex(max_entries=5, clock=lambda: 0.0)  # an id goes at the 5th addition after its own
     for i in range(100):
         index.add(f"r{i}", LABELS, 60)
-        assert len(index) <= 10
+        assert len(index) <= 5
         kept = [j for j in range(i + 1) if _known(index, f"r{j}")]
         assert kept == list(range(max(0, i - 4), i + 1)), (i, kept)
 

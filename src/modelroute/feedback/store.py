@@ -12,9 +12,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-#: An id is kept for the next ``MAX_ENTRIES // 2`` additions, its time to live allowing; at most
-#: MAX_ENTRIES are held (about 150 bytes each with the id).
-MAX_ENTRIES = 200_000
+#: An id is kept until MAX_ENTRIES more have been added, its time to live allowing: the index holds
+#: MAX_ENTRIES ids, about 210 bytes each with the id (21 MB).
+MAX_ENTRIES = 100_000
 
 #: Who served a request: policy, policy version, route, model, experiment, arm. One tuple is shared
 #: by every request of the same route, model and arm.
@@ -79,9 +79,10 @@ class RequestIndex:
     """request id -> :data:`ServedLabels`, for feedback to find.
 
     Every answered request is added, so adding must be cheap. Two plain dicts take the ids in
-    turns: new ids go into the young one; when it holds ``max_entries // 2`` it becomes the old one.
+    turns: new ids go into the young one; when it holds ``max_entries`` it becomes the old one.
     Each addition forgets the oldest id of the old generation (from a list of its ids taken at the
-    turn), so the old one is empty by the next turn and no call frees thousands of entries at once.
+    turn), so the old one is empty by the next turn, no call frees thousands of entries at once, and
+    every id stays until ``max_entries`` more have been added.
     A lookup checks expiry itself; an expired entry is refused, and forgotten with its generation.
     """
 
@@ -90,7 +91,7 @@ class RequestIndex:
         self._old: dict[str, _Entry] = {}
         self._leaving: list[str] = []  # the old generation's ids, oldest first
         self._left = 0  # how many of them are gone
-        self._half = max(1, max_entries // 2)
+        self._generation = max(1, max_entries)
         self._clock = clock
 
     def __len__(self) -> int:
@@ -102,7 +103,7 @@ class RequestIndex:
         if self._left < len(self._leaving):
             self._old.pop(self._leaving[self._left], None)
             self._left += 1
-        if len(young) >= self._half:
+        if len(young) >= self._generation:
             self._old, self._young = young, {}
             self._leaving, self._left = list(young), 0
 
