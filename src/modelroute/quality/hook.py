@@ -23,14 +23,13 @@ from prometheus_client import CollectorRegistry
 
 from modelroute.feedback import Feedback, RequestIndex, Served, ServedLabels
 from modelroute.policy import CompiledPolicy
-from modelroute.routing.answers import AnswerBuilder
 from modelroute.quality import judge
 from modelroute.quality.background import BackgroundQueue, Queued, RateLimiter
 from modelroute.quality.config import QualityConfig, quality_config
 from modelroute.quality.heuristics import check_prose, plain_prose, run_checks
 from modelroute.quality.metrics import MeasureMetrics, QualityLabels
 from modelroute.routing import ModelClient
-from modelroute.routing.answers import read_answer
+from modelroute.routing.answers import AnswerBuilder, read_answer
 from modelroute.telemetry.cost import cost_usd
 
 if TYPE_CHECKING:
