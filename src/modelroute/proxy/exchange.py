@@ -22,9 +22,9 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from modelroute.providers.base import Usage
 from modelroute.providers.translate import metric_label
 from modelroute.proxy.hooks import HookPlan
-from modelroute.routing.answers import AnswerBuilder
 from modelroute.proxy.state import Runtime, Services
 from modelroute.routing import Decision, RequestView
+from modelroute.routing.answers import AnswerBuilder
 from modelroute.telemetry.cost import ZERO, cost_usd, format_usd
 from modelroute.telemetry.tracing import IdOnlyTracer
 

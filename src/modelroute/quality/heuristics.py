@@ -19,7 +19,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from modelroute.routing.answers import REFUSAL_PHRASES, Answer, Refusals, read_answer, refusals
+from modelroute.routing.answers import REFUSAL_PHRASES, Answer, Refusals, compiled, read_answer
 
 CHECKS = ("empty", "truncated", "refusal", "json", "tool_args")
 
@@ -72,11 +72,11 @@ def run_checks(answer: Mapping[str, Any], response_format: str = "text",
                phrases: Refusals | Iterable[str] = REFUSAL_PHRASES) -> tuple[tuple[str, bool], ...]:
     """Every applicable check on ``answer`` and whether it passed (``phrases``: the refusal
     phrases, best compiled once: :class:`Refusals`)."""
-    found = (phrases if isinstance(phrases, Refusals) else refusals(tuple(phrases))).found
+    refusals = compiled(phrases)
     prose = plain_prose(answer, response_format)
     if prose is not None:  # the usual answer, read the short way: the same results as checks()
-        return _PROSE_REFUSED if found(prose) else _PROSE_OK
-    return checks(read_answer(answer), response_format, phrases)
+        return check_prose(prose, refusals)
+    return checks(read_answer(answer), response_format, refusals)
 
 
 def check_prose(text: str, refusals: Refusals) -> tuple[tuple[str, bool], ...]:
@@ -87,7 +87,7 @@ def check_prose(text: str, refusals: Refusals) -> tuple[tuple[str, bool], ...]:
 def checks(read: Answer, response_format: str = "text",
            phrases: Refusals | Iterable[str] = REFUSAL_PHRASES) -> tuple[tuple[str, bool], ...]:
     """Every applicable check on an answer already read."""
-    found = (phrases if isinstance(phrases, Refusals) else refusals(tuple(phrases))).found
+    found = compiled(phrases).found
     text, calls, declined = read.text, read.tool_calls, read.refusal is not None
     empty = ("empty", bool(calls) or declined or bool(text.strip()))
     truncated = ("truncated", read.finish_reason != "length")

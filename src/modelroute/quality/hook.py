@@ -115,16 +115,19 @@ class MeasurementHook:
             self._timer.cancel()
             self._timer = None
         waiting, self._waiting = self._waiting, []
-        add, tally = self.index.add, self._metrics.checks.add if self._metrics is not None else None
+        if not waiting:
+            return
+        assert self._metrics is not None  # settled() made them before it queued anything
+        add, tally = self.index.add, self._metrics.checks.add
         for request_id, labels, cfg, answer, fmt in waiting:
             add(request_id, labels[0], cfg.feedback_ttl)
-            if answer is None or tally is None:
+            if answer is None:
                 continue
             try:
                 if isinstance(answer, str):
                     results = check_prose(answer, cfg.refusals)
                 else:
-                    body = _stream_body(answer, fmt) if isinstance(answer, list) else answer
+                    body = AnswerBuilder.for_checks(answer, fmt) if isinstance(answer, list) else answer
                     results = run_checks(body, fmt, cfg.refusals)
             except Exception:
                 log.exception("quality checks failed for %s", request_id)
@@ -226,14 +229,6 @@ def _client(ex: Exchange) -> ModelClient:
     )
 
     return ProxyModelClient(ex.policy, ex.runtime.providers)
-
-
-def _stream_body(chunks: list[bytes], response_format: str) -> Mapping[str, Any]:
-    """What the checks read of a stream: all of it when JSON was asked for, else as little as
-    gives the same results (:meth:`AnswerBuilder.for_checks`)."""
-    if response_format in ("json_object", "json_schema"):
-        return AnswerBuilder.from_chunks(chunks)
-    return AnswerBuilder.for_checks(chunks)
 
 
 def _answer_text(body: Mapping[str, Any]) -> str:

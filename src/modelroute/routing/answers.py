@@ -98,14 +98,12 @@ class Refusals:
 
     def phrase(self, text: str) -> str | None:
         """The refusal phrase ``text`` holds (lower case, straight apostrophes), or None."""
-        window = _window(text) if self._first is not None else ""
-        found = self._first.search(window) if self._first is not None and window else None
+        found = self._first.search(_window(text)) if self._first is not None else None  # phrases are never empty
         return None if found is None else found.group(0)
 
     def found(self, text: str) -> bool:
         """Whether ``text`` holds a refusal phrase."""
-        window = _window(text) if self._any is not None else ""
-        return bool(window) and self._any is not None and self._any.search(window) is not None
+        return self._any is not None and self._any.search(_window(text)) is not None
 
 
 def _window(text: str) -> str:
@@ -143,14 +141,19 @@ def refusals(phrases: tuple[str, ...] = REFUSAL_PHRASES) -> Refusals:
     return Refusals(phrases)
 
 
-def refusal_phrase(text: str, phrases: Iterable[str] = REFUSAL_PHRASES) -> str | None:
+def compiled(phrases: Refusals | Iterable[str]) -> Refusals:
+    """``phrases`` as :class:`Refusals`: as given when compiled already, else compiled once per list."""
+    return phrases if isinstance(phrases, Refusals) else refusals(tuple(phrases))
+
+
+def refusal_phrase(text: str, phrases: Refusals | Iterable[str] = REFUSAL_PHRASES) -> str | None:
     """The refusal phrase ``text`` holds, or None (see :class:`Refusals`)."""
-    return refusals(tuple(phrases)).phrase(text)
+    return compiled(phrases).phrase(text)
 
 
-def is_refusal(text: str, phrases: Iterable[str] = REFUSAL_PHRASES) -> bool:
+def is_refusal(text: str, phrases: Refusals | Iterable[str] = REFUSAL_PHRASES) -> bool:
     """Whether ``text`` is a refusal (see :class:`Refusals`)."""
-    return refusals(tuple(phrases)).found(text)
+    return compiled(phrases).found(text)
 
 
 def _normal(text: str) -> str:
@@ -270,16 +273,17 @@ class AnswerBuilder:
         return builder.body()
 
     @classmethod
-    def for_checks(cls, chunks: list[bytes]) -> dict[str, Any]:
-        """A body that the quality checks, all but ``json`` (which needs every character), read as
-        they read the whole stream's, parsing as few payloads as that allows.
+    def for_checks(cls, chunks: list[bytes], response_format: str = "text") -> dict[str, Any]:
+        """A body that the quality checks read as they read the whole stream's, parsing as few
+        payloads as that allows.
 
         Only the opening of a long answer counts for a refusal, so once the text passes
         :data:`_SHORT` characters (stripped) the middle of the stream is skipped, and its end is
-        read back to the last finish reason given. A stream with tool calls is read whole. A
-        500-token stream is some 500 payloads, of which this parses about the first 80."""
-        if b'"tool_calls"' in b"".join(chunks):  # a JSON string cannot hold the key in its quotes
-            return cls.from_chunks(chunks)
+        read back to the last finish reason given. A stream with tool calls, or one asked for JSON
+        (whose check needs every character), is read whole. A 500-token stream is some 500
+        payloads, of which this parses about the first 80."""
+        if response_format in ("json_object", "json_schema") or b'"tool_calls"' in b"".join(chunks):
+            return cls.from_chunks(chunks)  # a JSON string cannot hold the key in its quotes
         builder, chars, head = cls(), 0, len(chunks)
         for index, chunk in enumerate(chunks):
             pieces = len(builder.content)
