@@ -1,13 +1,16 @@
 """The bar of issue 4: on a held-out split of the routerbench data, routing among its 11 models
 keeps at least 97% of always-gpt-4-1106-preview's accuracy at no more than 35% of its cost.
 
-**It is not met, and these tests assert what honestly holds instead.** The calibration chooses its
-setting by cross-validation on the training part only (repeated over 5 fold shuffles); there
-97% of gpt-4's quality costs about 40% of gpt-4's cost with agreement cascades (about 53%
-without), and no plan set we tried (pairs among the five best cheap models, a first model checked
-by one or two of the others, 2-of-3 majorities) does better in cross-validation: even choosing
-per task in-sample among all of them gives 97.1% at 35%. On the held-out split the CV-chosen
-combination gives 98.9% at 40.0% of gpt-4's cost, the embedding router alone 98.3% at 46.2%.
+**The best combination meets it on the held-out split; the embedding router alone does not.**
+The calibration chooses its setting by cross-validation on the training part only (repeated over
+5 fold shuffles). Each region of the embedding space is served by the cheapest mix of plans
+(single models, agreement cascades with one or two checkers) that the budget allocation buys for
+the target, the one region bought last split between two plans by a hash of the prompt.
+- Held out: the combination gives 98.9% of gpt-4's quality at 33.7% of its cost; the embedding
+  router alone 98.1% at 45.4% (without cascades, the neighbours pick a task's model, and per-task
+  picking tops out near 96.5% at 35%).
+- Cross-validation on the training part, a harsher split than the held-out one: 97.1% at 37.0%.
+  On the whole file (``--holdout 0``): 97.1% at 32.9%.
 The bounds below are those figures with a small margin, so a regression shows.
 
 ``modelroute calibrate`` fits on the rest (prompt vectors come from a committed cache made by the
@@ -61,14 +64,16 @@ def held_out() -> datamod.Dataset:
 
 
 def test_calibration_report(calibrated: Result) -> None:
-    """Held-out report: the combination keeps the quality (98.9%) at 40.0% of gpt-4's cost, above
-    the 35% bar; the embedding router alone (98.3% at 46.2%) is known not to reach the bar."""
+    """Held-out report: the combination clears the bar (98.9% at 33.7% of gpt-4's cost); the
+    embedding router alone (98.1% at 45.4%) is known not to."""
     router = calibrated.lines[0]
     assert router.name == "embedding router + cascades"
-    assert router.quality_ratio >= 0.97 and router.cost_ratio <= 0.42, router
-    assert calibrated.fit is not None and calibrated.fit.oof_quality >= 0.97  # CV estimate on the training part
+    assert router.quality_ratio >= 0.97 and router.cost_ratio <= 0.35, router
+    fitted = calibrated.fit
+    assert fitted is not None and fitted.oof_quality >= 0.97 and fitted.oof_cost <= 0.39  # CV on the training part
+    assert sum(not m.pure for m in fitted.mixes) == 1
     alone = calibrated.alone[0]
-    assert alone.quality_ratio >= 0.97 and alone.cost_ratio <= 0.49, alone
+    assert alone.quality_ratio >= 0.97 and alone.cost_ratio <= 0.47, alone
     doc = yaml.safe_load(calibrated.policy.read_text())
     compiled = compile_text(calibrated.policy.read_text(), str(calibrated.policy.parent))
     assert compiled.baseline == BASELINE and len(compiled.models) == 11
@@ -101,7 +106,7 @@ def _policy_for(calibrated: Result, base_url: str) -> str:
 
 async def test_router_on_the_held_out_split(calibrated: Result, held_out: datamod.Dataset) -> None:
     """Every held-out prompt through the real Router and replayed answers: 98.9% of gpt-4's quality
-    at 40.0% of its cost, as the report says (the 35% cost bar is not met)."""
+    at 33.7% of its cost, as the report says: the bar is met."""
     async with ReplayProvider(data=str(DATA)) as replay:
         compiled = compile_text(_policy_for(calibrated, replay.url + "/v1"), str(calibrated.policy.parent))
         async with aiohttp.ClientSession() as session:
@@ -113,8 +118,10 @@ async def test_router_on_the_held_out_split(calibrated: Result, held_out: datamo
     cost = sum(c for _, c in served)
     base = held_out.column(BASELINE)
     quality, spend = correct / held_out.correct[:, base].sum(), cost / held_out.cost[:, base].sum()
-    assert quality >= 0.97 and spend <= 0.42, (quality, spend)
+    assert quality >= 0.97 and spend <= 0.35, (quality, spend)
     assert len({m for m, _ in served}) >= 3  # it really routes
+    report = calibrated.lines[0]
+    assert quality == pytest.approx(report.quality_ratio, abs=0.005) and spend == pytest.approx(report.cost_ratio, abs=0.01)
     assert ("missing" not in {s for _, s in replay.requests})
 
 
@@ -143,5 +150,5 @@ async def test_end_to_end_through_the_sidecar(calibrated: Result, held_out: data
     correct = sum(held_out.correct[i, held_out.column(m)] for i, m, _, _ in got)
     spend = sum(c for _, _, c, _ in got)
     assert correct / held_out.correct[sample, base].sum() >= 0.95  # a sample of ~90 prompts: looser bound
-    assert spend / held_out.cost[sample, base].sum() <= 0.45  # 42% on this sample
+    assert spend / held_out.cost[sample, base].sum() <= 0.45  # 38% on this sample (100% quality)
     json.dumps(got)  # the sample is plain data (reported on failure)

@@ -1,15 +1,21 @@
-"""Fit the router: regions of the embedding space, and the cheapest plan per region that keeps
-the quality target.
+"""Fit the router: regions of the embedding space, and the cheapest mix of plans per region that
+keeps the quality target.
 
-For a number of regions R (spherical k-means on the training prompts' vectors) and a price of
-quality λ, every region takes the plan maximising ``quality - λ * cost`` (its mean over the
-region's prompts, shrunk towards the whole training set's mean by ``PRIOR`` pseudo-prompts;
-cost in units of the baseline's mean cost per prompt). Raising λ trades quality for cost. Which
-(R, λ) to use is decided by cross-fitting: fit on four fifths of the training prompts, route the
-last fifth exactly as the sidecar will (a similarity-weighted vote of the k nearest examples'
-labels), average over ``REPEATS`` fold shuffles (one shuffle's best of ~200 settings is optimistic
-by about a point), and keep the cheapest (R, λ) whose out-of-fold quality is at least ``target``
-times the baseline's. The chosen (R, λ) is then fitted on all training prompts.
+Regions come from spherical k-means on the training prompts' vectors. Within a region the plans
+worth using lie on the upper convex hull of (cost, quality); moving a region one hull step up buys
+quality at that step's price (quality per unit of cost). :func:`allocate` starts every region at
+its cheapest hull plan and buys the cheapest quality first, across all regions, until the fitting
+goal is reached; the region bought last takes the step in part, so it is served by a mix of two
+adjacent plans (the sidecar splits it by a hash of the prompt). This is the exact optimum of the
+linear relaxation, so the cost lands where the goal puts it instead of jumping between whole
+plans.
+
+Which number of regions R, and how far above the target to aim (the margin: quality measured
+in-sample is optimistic), are decided by cross-fitting: fit on four fifths of the training
+prompts, route the last fifth exactly as the sidecar will (a similarity-weighted vote of the k
+nearest examples' labels), average over ``REPEATS`` fold shuffles, and keep the cheapest (R,
+margin) whose out-of-fold quality is at least ``target`` times the baseline's. The chosen setting
+is then fitted on all training prompts.
 """
 
 from __future__ import annotations
@@ -26,34 +32,98 @@ Floats = NDArray[np.float64]
 Vectors = NDArray[np.float32]
 Ints = NDArray[np.int64]
 
-REGIONS = (1, 3, 6, 12, 24)
-LAMBDAS = tuple([0.0] + [float(x) for x in np.geomspace(0.002, 2.0, 40)])
-PRIOR = 8.0
+REGIONS = (1, 2, 3, 4, 6, 12)
+MARGINS = (0.0, 0.0025, 0.005, 0.0075, 0.01, 0.0125, 0.015, 0.02, 0.025, 0.03)
+PRIOR = 8.0  # a region's plan means are shrunk towards the whole training set's by this many prompts
 FOLDS = 5
 REPEATS = 5  # cross-fitting repeated over this many fold shuffles (less selection noise)
 K = 16
 
 
 @dataclass(frozen=True)
+class Mix:
+    """How a region is served: plan ``low``, and plan ``high`` for a ``share`` of its prompts."""
+
+    low: int
+    high: int
+    share: float
+
+    @property
+    def pure(self) -> bool:
+        return self.share <= 0.0 or self.low == self.high
+
+
+@dataclass(frozen=True)
 class Fit:
     regions: int
-    lam: float
-    labels: Ints  # plan index of every training prompt (its region's plan)
-    region_plan: Ints
+    margin: float
+    assign: Ints  # region of every training prompt
+    mixes: tuple[Mix, ...]  # per region
     oof_quality: float  # out-of-fold quality as a fraction of the baseline's
     oof_cost: float  # out-of-fold cost as a fraction of the baseline's
 
 
-def choose_plans(q: Floats, k: Floats, assign: Ints, regions: int, lam: float) -> Ints:
-    """Plan index per region (q, k: (n, p) quality and cost in baseline units)."""
-    prior_q, prior_k = q.mean(0), k.mean(0)
-    out = np.zeros(regions, np.int64)
-    for r in range(regions):
-        rows = assign == r
-        n = rows.sum()
-        mean_q = (q[rows].sum(0) + PRIOR * prior_q) / (n + PRIOR)
-        mean_k = (k[rows].sum(0) + PRIOR * prior_k) / (n + PRIOR)
-        out[r] = int(np.argmax(mean_q - lam * mean_k))
+def hull(cost: Floats, quality: Floats) -> list[int]:
+    """Indices of the plans on the upper convex hull of (cost, quality), cheapest first."""
+    order = sorted(range(len(cost)), key=lambda i: (cost[i], -quality[i]))
+    out: list[int] = []
+    for i in order:
+        if out and quality[i] <= quality[out[-1]]:
+            continue
+        while len(out) >= 2:
+            a, b = out[-2], out[-1]
+            if (quality[b] - quality[a]) * (cost[i] - cost[a]) <= (quality[i] - quality[a]) * (cost[b] - cost[a]):
+                out.pop()
+            else:
+                break
+        out.append(i)
+    return out
+
+
+def allocate(q: Floats, k: Floats, goal: float) -> tuple[Mix, ...]:
+    """Per region, the mix reaching total quality ``goal`` at least cost (q, k: (regions, plans)
+    totals). Without enough quality in any mix, every region takes its most accurate hull plan."""
+    hulls = [hull(k[r], q[r]) for r in range(len(q))]
+    at = [h[0] for h in hulls]
+    total = sum(q[r, at[r]] for r in range(len(q)))
+    steps = sorted(((q[r, b] - q[r, a]) / max(k[r, b] - k[r, a], 1e-12), r, a, b)
+                   for r, h in enumerate(hulls) for a, b in zip(h, h[1:]))
+    mixes = {r: Mix(at[r], at[r], 0.0) for r in range(len(q))}
+    for _, r, a, b in reversed(steps):
+        if total >= goal:
+            break
+        gain = q[r, b] - q[r, a]
+        share = min(1.0, (goal - total) / gain) if gain > 0 else 1.0
+        mixes[r] = Mix(b, b, 0.0) if share >= 1.0 else Mix(a, b, float(share))
+        total += share * gain
+    return tuple(mixes[r] for r in range(len(q)))
+
+
+def region_totals(q: Floats, k: Floats, assign: Ints, regions: int) -> tuple[Floats, Floats]:
+    """(quality, cost) totals per (region, plan), each region's means shrunk towards the whole's."""
+    counts = np.bincount(assign, minlength=regions).astype(np.float64)[:, None]
+    sums_q = np.zeros((regions, q.shape[1]))
+    sums_k = np.zeros((regions, q.shape[1]))
+    np.add.at(sums_q, assign, q)
+    np.add.at(sums_k, assign, k)
+    mean_q = (sums_q + PRIOR * q.mean(0)) / (counts + PRIOR)
+    mean_k = (sums_k + PRIOR * k.mean(0)) / (counts + PRIOR)
+    return mean_q * counts, mean_k * counts
+
+
+def label_ids(mixes: tuple[Mix, ...], plans: int) -> Ints:
+    """The library label of each region: its plan when pure, its own label when a mix."""
+    return np.array([m.low if m.pure else plans + r for r, m in enumerate(mixes)], np.int64)
+
+
+def served(mixes: tuple[Mix, ...], plans: int, labels: Ints, values: Floats) -> Floats:
+    """Expected value (quality or cost) of each row under the label it got (values: (n, plans))."""
+    rows = np.arange(len(labels))
+    out = values[rows, np.minimum(labels, plans - 1)].astype(np.float64)
+    for r, m in enumerate(mixes):
+        if not m.pure:
+            hit = labels == plans + r
+            out[hit] = (1 - m.share) * values[hit, m.low] + m.share * values[hit, m.high]
     return out
 
 
@@ -80,53 +150,55 @@ def vote(train_vecs: Vectors, train_labels: Ints, query: Vectors, n_labels: int,
     return tally(near, weights, train_labels, n_labels)
 
 
-def _oof(vecs: Vectors, q: Floats, k: Floats, regions: int, folds: Ints) -> tuple[Floats, Floats]:
-    """Out-of-fold (quality, cost) totals per λ for one R: arrays of len(LAMBDAS)."""
-    total_q = np.zeros(len(LAMBDAS))
-    total_k = np.zeros(len(LAMBDAS))
+def _oof(vecs: Vectors, q: Floats, k: Floats, base: int, goal: float, regions: int,
+         folds: Ints) -> tuple[Floats, Floats]:
+    """Out-of-fold (quality, cost) totals per margin for one R: arrays of len(MARGINS)."""
+    plans = q.shape[1]
+    total_q, total_k = np.zeros(len(MARGINS)), np.zeros(len(MARGINS))
     for f in range(FOLDS):
         tr, te = folds != f, folds == f
         _, assign = spherical_kmeans(vecs[tr], regions, seed=f)
+        rq, rk = region_totals(q[tr], k[tr], assign, regions)
         near, weights = neighbours(vecs[tr], vecs[te])
-        for j, lam in enumerate(LAMBDAS):
-            plan = choose_plans(q[tr], k[tr], assign, regions, lam)
-            got = tally(near, weights, plan[assign], q.shape[1])
-            total_q[j] += q[te][np.arange(te.sum()), got].sum()
-            total_k[j] += k[te][np.arange(te.sum()), got].sum()
+        for j, margin in enumerate(MARGINS):
+            mixes = allocate(rq, rk, (goal + margin) * q[tr, base].sum())
+            ids = label_ids(mixes, plans)
+            got = tally(near, weights, ids[assign], plans + regions)
+            total_q[j] += served(mixes, plans, got, q[te]).sum()
+            total_k[j] += served(mixes, plans, got, k[te]).sum()
     return total_q, total_k
 
 
 def fit(vecs: Vectors, q: Floats, k: Floats, baseline: int, target: float,
         progress: Callable[[int, int], None] | None = None) -> Fit:
-    """Choose (R, λ) by cross-fitting and fit on everything. ``baseline``: the baseline's plan."""
+    """Choose (R, margin) by cross-fitting and fit on everything. ``baseline``: the baseline's plan."""
     shuffles = []
     for seed in range(REPEATS):
         folds = np.arange(len(vecs)) % FOLDS
         np.random.default_rng(seed).shuffle(folds)
         shuffles.append(folds)
     base_q, base_k = q[:, baseline].sum(), k[:, baseline].sum()
-    best: tuple[float, float, int, float] | None = None  # (cost, -quality, R, λ)
+    best: tuple[float, float, int, float] | None = None  # (cost, -quality, R, margin)
     fallback: tuple[float, float, int, float] | None = None
-    for step, regions in enumerate(REGIONS):
-        if regions * 8 > len(vecs):
-            continue
-        tq = np.zeros(len(LAMBDAS))
-        tk = np.zeros(len(LAMBDAS))
+    usable = [r for r in REGIONS if r * 8 <= len(vecs)] or [1]
+    for step, regions in enumerate(usable):
+        tq, tk = np.zeros(len(MARGINS)), np.zeros(len(MARGINS))
         for folds in shuffles:
-            oq, ok = _oof(vecs, q, k, regions, folds)
+            oq, ok = _oof(vecs, q, k, baseline, target, regions, folds)
             tq += oq / len(shuffles)
             tk += ok / len(shuffles)
-        for j, lam in enumerate(LAMBDAS):
-            entry = (tk[j] / base_k, -tq[j] / base_q, regions, lam)
+        for j, margin in enumerate(MARGINS):
+            entry = (tk[j] / base_k, -tq[j] / base_q, regions, margin)
             if tq[j] >= target * base_q and (best is None or entry < best):
                 best = entry
             if fallback is None or (-entry[1], -entry[0]) > (-fallback[1], -fallback[0]):
                 fallback = entry
         if progress is not None:
-            progress(step + 1, len(REGIONS))
+            progress(step + 1, len(usable))
     chosen = best or fallback
     assert chosen is not None
-    cost, neg_quality, regions, lam = chosen
+    cost, neg_quality, regions, margin = chosen
     _, assign = spherical_kmeans(vecs, regions, seed=0)
-    plan = choose_plans(q, k, assign, regions, lam)
-    return Fit(regions, lam, plan[assign], plan, -neg_quality, cost)
+    rq, rk = region_totals(q, k, assign, regions)
+    mixes = allocate(rq, rk, (target + margin) * base_q)
+    return Fit(regions, margin, assign.astype(np.int64), mixes, -neg_quality, cost)

@@ -4,7 +4,9 @@ The policy names the dataset's models by their ids (registry name = upstream mod
 them from :data:`ROUTERBENCH_PRICES` or a ``--prices`` file, routes every request through one
 embedding strategy whose library sits beside the policy (``library.npz``), and maps each
 cascade label to a cascade strategy (first model, then the agreement check with the second,
-then the top model). Its one provider is a placeholder to fill in before serving.
+then the top model) and each mixed region's label (``mix:<region>``) to a split strategy that
+serves a share of the region's prompts with each of its two plans. Its one provider is a
+placeholder to fill in before serving.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from modelroute.calibrate.fit import Mix
 from modelroute.calibrate.plans import Plan
 from modelroute.embedding.text import MAX_CHARS, MIN_CHARS
 
@@ -58,19 +61,35 @@ def label_of(plan: Plan) -> str:
 
 
 def strategy_name(plan: Plan) -> str:
-    return "cascade-" + "-".join(m.split("/")[-1] for m in plan.models[:2]).lower().replace(".", "")
+    return "cascade-" + "-".join(m.split("/")[-1] for m in plan.models[:-1]).lower().replace(".", "")
+
+
+def region_labels(plans: list[Plan], mixes: tuple[Mix, ...]) -> list[str]:
+    """The library label of each region: its plan's label, or ``mix:<region>`` for a mix."""
+    return [label_of(plans[m.low]) if m.pure else f"mix:{r}" for r, m in enumerate(mixes)]
+
+
+def _target(plan: Plan) -> dict[str, str]:
+    return {"strategy": strategy_name(plan)} if plan.is_cascade else {"model": plan.models[0]}
 
 
 def policy_document(name: str, models: tuple[str, ...], prices: Mapping[str, tuple[float, float]], baseline: str,
-                    default: str, used: list[Plan], base_url: str, k: int) -> dict[str, Any]:
+                    default: str, plans: list[Plan], mixes: tuple[Mix, ...], base_url: str, k: int) -> dict[str, Any]:
     strategies: dict[str, Any] = {}
     labels: dict[str, Any] = {}
-    for plan in used:
+    used = sorted({i for m in mixes for i in ((m.low,) if m.pure else (m.low, m.high))})
+    for plan in (plans[i] for i in used):
         if plan.is_cascade:
-            first, second, top = plan.models
-            strategies[strategy_name(plan)] = {"type": "cascade", "chain": [first, top],
-                                               "checks": {"agreement": {"model": second}}}
+            first, top = plan.models[0], plan.models[-1]
+            agreement = {"model": plan.checkers[0]} if len(plan.checkers) == 1 else {"models": list(plan.checkers)}
+            strategies[strategy_name(plan)] = {"type": "cascade", "chain": [first, top], "checks": {"agreement": agreement}}
             labels[plan.name] = {"strategy": strategy_name(plan)}
+    for region, (label, mix) in enumerate(zip(region_labels(plans, mixes), mixes)):
+        if not mix.pure:
+            strategies[f"split-{region}"] = {"type": "split", "targets": [
+                {**_target(plans[mix.low]), "share": round(1.0 - mix.share, 6)},
+                {**_target(plans[mix.high]), "share": round(mix.share, 6)}]}
+            labels[label] = {"strategy": f"split-{region}"}
     strategies["router"] = {
         "type": "embedding", "library": LIBRARY_FILE, "embedder": "local", "k": k, "minSimilarity": 0.2,
         "default": default, "decide": "vote", "text": {"minChars": MIN_CHARS, "maxChars": MAX_CHARS},

@@ -18,6 +18,7 @@ from modelroute.calibrate import policy as policymod
 from modelroute.calibrate.report import Line, compare
 from modelroute.embedding.library import Library
 from modelroute.embedding.text import MAX_CHARS, MIN_CHARS, discriminating_text
+from modelroute.routing.strategies.split import bucket, pick
 
 Progress = Callable[[str, int, int], None]
 
@@ -74,6 +75,17 @@ def embed_prompts(prompts: list[str], cache: str | None, progress: Progress) -> 
     return out
 
 
+def realise(fitted: fitmod.Fit, plans: int, labels: NDArray[np.int64], prompts: list[str]) -> NDArray[np.int64]:
+    """The plan serving each prompt given its library label, a mixed region's split decided by the
+    prompt's hash exactly as the split strategy decides it."""
+    out = np.minimum(labels, plans - 1)
+    for i, label in enumerate(labels):
+        if label >= plans:
+            mix = fitted.mixes[int(label) - plans]
+            out[i] = mix.high if pick((1.0 - mix.share, mix.share), bucket(prompts[i])) == 1 else mix.low
+    return out
+
+
 def _fit_and_score(ds: datamod.Dataset, vecs: NDArray[np.float32], train: NDArray[np.int64], test: NDArray[np.int64],
                    baseline: str, opts: Options, cascades: bool, progress: Progress) -> tuple[fitmod.Fit, list[plansmod.Plan], list[Line]]:
     tr = ds.subset(train)
@@ -87,9 +99,11 @@ def _fit_and_score(ds: datamod.Dataset, vecs: NDArray[np.float32], train: NDArra
     if len(test):
         te = ds.subset(test)
         tq, tk = plansmod.outcome_matrix(te, plans)
-        got = fitmod.vote(vecs[train], fitted.labels, vecs[test], len(plans))
+        ids = fitmod.label_ids(fitted.mixes, len(plans))
+        got = fitmod.vote(vecs[train], ids[fitted.assign], vecs[test], len(plans) + fitted.regions)
         name = "embedding router + cascades" if cascades else "embedding router"
-        lines = compare(plans, tq, tk, got, base, opts.target, q, name)
+        chosen = realise(fitted, len(plans), got, te.prompts)
+        lines = compare(plans, tq, tk, chosen, base, opts.target, q, name)
     return fitted, plans, lines
 
 
@@ -106,8 +120,8 @@ def calibrate(opts: Options, progress: Progress = _noop) -> Result:
     alone: list[Line] = []
     if opts.cascades and len(test):
         alone = _fit_and_score(ds, vecs, train, test, baseline, opts, False, progress)[2][:1]
-    used = [plans[i] for i in sorted(set(int(x) for x in fitted.region_plan))]
-    labels = [policymod.label_of(plans[int(i)]) for i in fitted.labels]
+    region_label = policymod.region_labels(plans, fitted.mixes)
+    labels = [region_label[int(r)] for r in fitted.assign]
     tr = ds.subset(train)
     quality = np.stack([plansmod.outcomes(tr, plansmod.single(m))[0] for m in ds.models], 1).astype(np.float32)
     meta = {"embedder": "local:all-MiniLM-L6-v2", "dimensions": 384, "text": {"minChars": MIN_CHARS, "maxChars": MAX_CHARS},
@@ -116,8 +130,9 @@ def calibrate(opts: Options, progress: Progress = _noop) -> Result:
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     library.save(out / policymod.LIBRARY_FILE)
-    doc = policymod.policy_document(opts.name, ds.models, prices, baseline, baseline, used, opts.base_url, fitmod.K)
-    summary = {"target": opts.target, "regions": fitted.regions, "lambda": round(fitted.lam, 4),
+    doc = policymod.policy_document(opts.name, ds.models, prices, baseline, baseline, plans, fitted.mixes,
+                                     opts.base_url, fitmod.K)
+    summary = {"target": opts.target, "regions": fitted.regions, "margin": fitted.margin,
                "out_of_fold": {"quality_vs_baseline": round(fitted.oof_quality, 4), "cost_vs_baseline": round(fitted.oof_cost, 4)},
                "held_out": {ln.name: {"accuracy": round(ln.accuracy, 4), "quality_vs_baseline": round(ln.quality_ratio, 4),
                                       "cost_vs_baseline": round(ln.cost_ratio, 4)} for ln in lines + alone}}

@@ -79,7 +79,9 @@ def run(args: argparse.Namespace) -> int:
     bar.close()
     fitted = result.fit
     assert fitted is not None
-    print(f"regions: {fitted.regions}, price of quality: {fitted.lam:.4f}; out-of-fold on the training split: "
+    mixed = sum(not m.pure for m in fitted.mixes)
+    print(f"regions: {fitted.regions} ({mixed} split between two plans), fitted {fitted.margin:.2%} above the target; "
+          f"out-of-fold on the training split: "
           f"{fitted.oof_quality:.1%} of the baseline's quality at {fitted.oof_cost:.1%} of its cost")
     if result.lines:
         print(f"held-out split ({args.holdout:.0%} of the prompts):")

@@ -159,7 +159,7 @@ SPEC: dict[str, Any] = _obj(
         "strategies": {
             "type": "object",
             "additionalProperties": {"type": "object", "required": ["type"], "properties": {"type": {"type": "string"}}},
-            "description": "Named adaptive strategies (classifier, cascade, embedding) that routes refer to.",
+            "description": "Named adaptive strategies (classifier, cascade, embedding, split) that routes refer to.",
         },
         "timeouts": _obj(
             {

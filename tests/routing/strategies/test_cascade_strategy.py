@@ -85,7 +85,38 @@ async def test_agreement_with_a_second_model() -> None:
     assert not differ.accept and "disagrees with judge" in differ.reason
 
 
+async def test_agreement_with_two_models_stops_at_the_first_that_disagrees() -> None:
+    """``models: [judge, strong]``: the answer stands only when both agree, asked in that order;
+    when the first disagrees the second is never called (nor paid for)."""
+    def rule(model: str, prompt: str) -> str | None:
+        if model == "judge":
+            return "B" if "agree" in prompt else "C"
+        return "A" if "split" in prompt else "B"
+
+    async with ReplayProvider(fallback=rule) as server:
+        compiled = policy(server.url + "/v1", cascade(checks={"agreement": {"models": ["judge", "strong"]}}))
+        async with model_client(compiled) as client:
+            reviewer = (await Router(compiled, client).decide(view("x"))).reviewer
+            assert reviewer is not None
+            both = await reviewer.review(view("we agree?"), "cheap", completion("b."))
+            calls_both = [m for m, _ in server.requests]
+            second = await reviewer.review(view("we agree, split?"), "cheap", completion("B"))
+            calls_second = [m for m, _ in server.requests][len(calls_both):]
+            first = await reviewer.review(view("no way"), "cheap", completion("B"))
+            calls_first = [m for m, _ in server.requests][len(calls_both) + len(calls_second):]
+    assert both.accept and "agrees with judge, strong" in both.reason and calls_both == ["judge", "strong"]
+    assert not second.accept and "disagrees with strong" in second.reason and calls_second == ["judge", "strong"]
+    assert not first.accept and "disagrees with judge" in first.reason and calls_first == ["judge"]
+    assert both.cost_usd > second.cost_usd / 2 > 0 and 0 < first.cost_usd < both.cost_usd
+
+
 @pytest.mark.parametrize("config, path", [
+    ({"chain": ["cheap", "strong"], "checks": {"agreement": {"models": ["judge", "nope"]}}},
+     "spec.strategies.c.checks.agreement.models[1]"),
+    ({"chain": ["cheap", "strong"], "checks": {"agreement": {"model": "judge", "models": ["strong"]}}},
+     "spec.strategies.c.checks.agreement"),
+    ({"chain": ["cheap", "strong"], "checks": {"agreement": {"models": []}}},
+     "spec.strategies.c.checks.agreement.models"),
     ({"chain": ["cheap"]}, "spec.strategies.c.chain"),
     ({"chain": ["cheap", "nope"]}, "spec.strategies.c.chain[1]"),
     ({"chain": ["cheap", "strong"], "checks": {"regex": "("}}, "spec.strategies.c.checks.regex"),

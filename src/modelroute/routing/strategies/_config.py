@@ -43,7 +43,7 @@ class Config:
         return src.get(key, default)
 
     def number(self, key: str, default: float, *, lo: float | None = None, hi: float | None = None,
-               block: Mapping[str, Any] | None = None, at: tuple[str, ...] = ()) -> float:
+               block: Mapping[str, Any] | None = None, at: tuple[str | int, ...] = ()) -> float:
         value = self._get(key, default, block)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.fail("must be a number", *at, key)
@@ -54,7 +54,7 @@ class Config:
         return float(value)
 
     def integer(self, key: str, default: int, *, lo: int = 1, hi: int | None = None,
-                block: Mapping[str, Any] | None = None, at: tuple[str, ...] = ()) -> int:
+                block: Mapping[str, Any] | None = None, at: tuple[str | int, ...] = ()) -> int:
         value = self._get(key, default, block)
         if isinstance(value, bool) or not isinstance(value, int) or value < lo or (hi is not None and value > hi):
             self.fail(f"must be an integer between {lo} and {hi if hi is not None else 'any'}", *at, key)
@@ -62,7 +62,7 @@ class Config:
         return value
 
     def string(self, key: str, default: str | None = None, *, choices: Iterable[str] | None = None,
-               block: Mapping[str, Any] | None = None, at: tuple[str, ...] = ()) -> str | None:
+               block: Mapping[str, Any] | None = None, at: tuple[str | int, ...] = ()) -> str | None:
         value = self._get(key, default, block)
         if value is None:
             return None
@@ -80,14 +80,14 @@ class Config:
             return ""
         return self.string(key) or ""
 
-    def boolean(self, key: str, default: bool, *, block: Mapping[str, Any] | None = None, at: tuple[str, ...] = ()) -> bool:
+    def boolean(self, key: str, default: bool, *, block: Mapping[str, Any] | None = None, at: tuple[str | int, ...] = ()) -> bool:
         value = self._get(key, default, block)
         if not isinstance(value, bool):
             self.fail("must be true or false", *at, key)
             return default
         return value
 
-    def mapping(self, key: str, *, block: Mapping[str, Any] | None = None, at: tuple[str, ...] = ()) -> Mapping[str, Any]:
+    def mapping(self, key: str, *, block: Mapping[str, Any] | None = None, at: tuple[str | int, ...] = ()) -> Mapping[str, Any]:
         value = self._get(key, None, block)
         if value is None:
             return {}
@@ -97,7 +97,7 @@ class Config:
         return value
 
     def model(self, key: str, *, required: bool = True, block: Mapping[str, Any] | None = None,
-              at: tuple[str, ...] = ()) -> str | None:
+              at: tuple[str | int, ...] = ()) -> str | None:
         """A registry model name."""
         value = self._get(key, None, block)
         if value is None:

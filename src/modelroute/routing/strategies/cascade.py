@@ -121,8 +121,23 @@ def _agreement(cfg: Config, checks: Mapping[str, Any]) -> Agreement | None:
     if not block:
         return None
     at = ("checks", "agreement")
+    if ("model" in block) == ("models" in block):
+        cfg.fail("needs model (one) or models (each in turn must agree), not both", *at)
+    if "models" in block:
+        listed = block["models"]
+        if not isinstance(listed, list) or not listed:
+            cfg.fail("must be a list of registry models", *at, "models")
+            listed = []
+        models: tuple[str, ...] = ()
+        for i, name in enumerate(listed):
+            if not isinstance(name, str) or name not in cfg.policy.models:
+                cfg.fail(f"unknown model {name!r}", *at, "models", i)
+            else:
+                models += (name,)
+    else:
+        models = (cfg.model("model", block=block, at=at) or "",)
     return Agreement(
-        model=cfg.model("model", block=block, at=at) or "",
+        models=models,
         extract=_regex(cfg, block.get("extract"), (*at, "extract")),
         timeout=cfg.number("timeoutSeconds", 30.0, lo=0.01, block=block, at=at),
         max_tokens=cfg.integer("maxTokens", 512, lo=1, block=block, at=at),

@@ -92,9 +92,10 @@ class Judge:
 
 @dataclass(frozen=True)
 class Agreement:
-    """A second model answers the same request; the answer stands when both agree."""
+    """Other models answer the same request, one after the other; the answer stands when every one
+    of them agrees (the first that disagrees ends the check, so the rest are not called)."""
 
-    model: str
+    models: tuple[str, ...]
     extract: re.Pattern[str] | None = None
     timeout: float = 30.0
     max_tokens: int = 512
@@ -141,16 +142,19 @@ class AnswerReviewer:
         if self.client is None:
             return Review(True, "agreement skipped: no model client")
         messages = [dict(m) for m in view.messages]
-        try:
-            reply = await asyncio.wait_for(
-                self.client.complete(check.model, messages, max_tokens=check.max_tokens, timeout=check.timeout),
-                check.timeout)
-        except Exception as exc:  # the second opinion failed: escalate, quality first
-            return Review(False, f"agreement model {check.model} failed: {type(exc).__name__}")
-        mine, theirs = normalise_answer(text, check.extract), normalise_answer(reply.text, check.extract)
-        if mine and mine == theirs:
-            return Review(True, f"agrees with {check.model}", reply.cost_usd)
-        return Review(False, f"disagrees with {check.model}", reply.cost_usd)
+        mine = normalise_answer(text, check.extract)
+        cost = 0.0
+        for model in check.models:
+            try:
+                reply = await asyncio.wait_for(
+                    self.client.complete(model, messages, max_tokens=check.max_tokens, timeout=check.timeout),
+                    check.timeout)
+            except Exception as exc:  # the second opinion failed: escalate, quality first
+                return Review(False, f"agreement model {model} failed: {type(exc).__name__}", cost)
+            cost += reply.cost_usd
+            if not mine or mine != normalise_answer(reply.text, check.extract):
+                return Review(False, f"disagrees with {model}", cost)
+        return Review(True, f"agrees with {', '.join(check.models)}", cost)
 
     async def _judge(self, view: RequestView, text: str) -> Review:
         judge = self.judge

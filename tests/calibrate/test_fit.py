@@ -1,0 +1,86 @@
+"""The calibration's pieces on small data: agreement-cascade outcomes from recorded answers, the
+hull of a region's plans, and the budget allocation against a brute-force search."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from modelroute.calibrate.data import Dataset
+from modelroute.calibrate.fit import Mix, allocate, hull, label_ids, served
+from modelroute.calibrate.plans import cascade, outcomes
+
+MODELS = ("first", "second", "third", "top")
+
+
+def dataset() -> Dataset:
+    """Five prompts. first answers A on 0-2; second agrees on 0-1; third on 0; 3 and 4 have no answer."""
+    answers = [["A", "a.", "A", "B"], ["A", "A", "C", "A"], ["A", "B", "A", "A"], ["", "", "", "A"], ["...", "", "", "A"]]
+    correct = np.array([[1, 1, 1, 1], [0, 0, 1, 1], [1, 0, 1, 1], [0, 0, 0, 1], [0, 0, 0, 1]], np.float64)
+    cost = np.array([[1, 2, 4, 100]] * 5, np.float64)
+    return Dataset([f"p{i}" for i in range(5)], ["t"] * 5, [f"prompt {i}" for i in range(5)], MODELS,
+                   correct, cost, answers)
+
+
+def test_a_two_checker_cascade_pays_a_checker_only_while_the_earlier_ones_agreed() -> None:
+    correct, cost = outcomes(dataset(), cascade("first", ("second", "third"), "top"))
+    # 0: all agree -> first's answer (1, cost 1+2+4); 1: third disagrees -> top (1+2+4+100);
+    # 2: second disagrees -> third never asked (1+2+100); 3: an empty answer is rejected before
+    # any checker is asked, as the sidecar's reviewer does (1+100); 4: "..." passes the empty check,
+    # so the first checker is asked, but it normalises to nothing, which never agrees (1+2+100).
+    assert correct.tolist() == [1, 1, 1, 1, 1]
+    assert cost.tolist() == [7, 107, 103, 101, 103]
+    one_correct, one_cost = outcomes(dataset(), cascade("first", ("second",), "top"))
+    assert one_correct.tolist() == [1, 0, 1, 1, 1] and one_cost.tolist() == [3, 3, 103, 101, 103]
+
+
+def test_hull_keeps_the_plans_worth_buying_cheapest_first() -> None:
+    cost = np.array([1.0, 2.0, 3.0, 4.0, 10.0, 2.5])
+    quality = np.array([10.0, 14.0, 15.0, 19.0, 20.0, 13.0])
+    # 2 lies under the line from 1 to 3; 5 costs more than 1 for less quality.
+    assert hull(cost, quality) == [0, 1, 3, 4]
+
+
+def _brute(q: np.ndarray, k: np.ndarray, goal: float) -> float:
+    """Least cost reaching ``goal`` over every region's pure plans and two-plan mixes (shares in
+    steps of 1/100), for two regions."""
+    options = []
+    for r in range(len(q)):
+        cq, ck = [], []
+        for a in range(q.shape[1]):
+            for b in range(q.shape[1]):
+                for s in np.linspace(0, 1, 101):
+                    cq.append((1 - s) * q[r, a] + s * q[r, b])
+                    ck.append((1 - s) * k[r, a] + s * k[r, b])
+        options.append((np.array(cq), np.array(ck)))
+    total_q = options[0][0][:, None] + options[1][0][None, :]
+    total_k = options[0][1][:, None] + options[1][1][None, :]
+    return float(total_k[total_q >= goal - 1e-9].min())
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_allocation_reaches_the_goal_at_the_least_cost(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    q = rng.uniform(0, 50, (2, 4))
+    k = rng.uniform(0, 10, (2, 4))
+    goal = float(rng.uniform(q.min(1).sum(), q.max(1).sum()))
+    mixes = allocate(q, k, goal)
+    got_q = sum((1 - m.share) * q[r, m.low] + m.share * q[r, m.high] for r, m in enumerate(mixes))
+    got_k = sum((1 - m.share) * k[r, m.low] + m.share * k[r, m.high] for r, m in enumerate(mixes))
+    assert got_q >= goal - 1e-9
+    assert got_k <= _brute(q, k, goal) + 1e-9
+    assert sum(not m.pure for m in mixes) <= 1  # only the region bought last is split
+
+
+def test_an_unreachable_goal_takes_every_region_to_its_best_plan() -> None:
+    q = np.array([[1.0, 3.0, 2.0], [5.0, 4.0, 6.0]])
+    k = np.array([[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]])
+    assert allocate(q, k, 100.0) == (Mix(1, 1, 0.0), Mix(2, 2, 0.0))
+
+
+def test_a_mixed_region_is_served_half_and_half_in_expectation() -> None:
+    mixes = (Mix(0, 0, 0.0), Mix(0, 1, 0.25))
+    ids = label_ids(mixes, plans=2)
+    assert ids.tolist() == [0, 3]
+    values = np.array([[1.0, 5.0], [1.0, 5.0]])
+    assert served(mixes, 2, np.array([0, 3]), values).tolist() == [1.0, 2.0]
