@@ -1,0 +1,115 @@
+"""Each strategy of issue 4 on the held-out split of routerbench-train, against always gpt-4.
+
+    python scripts/strategy_report.py [--data ../shared/data/routerbench-train.jsonl]
+
+Same split as ``modelroute calibrate`` (hash-based, 25%); everything is fitted on the training
+part only, and cascades are scored on recorded answers exactly as the replay provider serves them
+(``modelroute.calibrate.plans.outcomes``; tests/calibrate checks the real Router gives the same).
+
+- cascade alone: every prompt through one agreement cascade, for each cascade of the calibration's
+  plan list; the line printed is the one with the best training-part trade-off (meets 97% there at
+  the least cost, else the most accurate).
+- classifier: the recorded data holds no classifier answers, so the classifier is a stand-in that
+  answers the prompt's task label (trivial for these three formats), charged as
+  mistral-7b-chat's recorded call on the prompt (an upper bound for a one-word answer). Its labels
+  are the regions; the label -> plan mix is fitted like the embedding router's (budget allocation,
+  margin chosen by 5x repeated 5-fold cross-validation on the training part).
+- embedding router alone and with cascades: ``modelroute calibrate`` as shipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from modelroute.calibrate import data as datamod
+from modelroute.calibrate import fit as fitmod
+from modelroute.calibrate import plans as plansmod
+from modelroute.calibrate.report import Line, score, table
+from modelroute.calibrate.run import Options, calibrate
+from modelroute.routing.strategies.split import bucket, pick
+
+BASELINE = "gpt-4-1106-preview"
+CLASSIFIER = "mistralai/mistral-7b-chat"
+HERE = Path(__file__).resolve().parent
+DATA = HERE.parents[1] / "shared" / "data" / "routerbench-train.jsonl"
+VECTORS = HERE.parent / "tests" / "calibrate" / "data" / "routerbench-vectors.npz"
+
+
+def by_label(q: np.ndarray, k: np.ndarray, labels: np.ndarray, base: int, target: float, n: int) -> tuple[float, tuple[fitmod.Mix, ...]]:
+    """Margin by repeated cross-validation, then the mixes fitted on every training row."""
+    best: tuple[float, float] | None = None
+    for margin in fitmod.MARGINS:
+        tq = tk = 0.0
+        for seed in range(fitmod.REPEATS):
+            folds = np.arange(len(q)) % fitmod.FOLDS
+            np.random.default_rng(seed).shuffle(folds)
+            for f in range(fitmod.FOLDS):
+                tr, te = folds != f, folds == f
+                rq, rk = fitmod.region_totals(q[tr], k[tr], labels[tr], n)
+                mixes = fitmod.allocate(rq, rk, (target + margin) * q[tr, base].sum())
+                ids = fitmod.label_ids(mixes, q.shape[1])[labels[te]]
+                tq += fitmod.served(mixes, q.shape[1], ids, q[te]).sum()
+                tk += fitmod.served(mixes, q.shape[1], ids, k[te]).sum()
+        if tq >= target * q[:, base].sum() * fitmod.REPEATS and (best is None or tk < best[0]):
+            best = (tk, margin)
+    margin = best[1] if best else fitmod.MARGINS[-1]
+    rq, rk = fitmod.region_totals(q, k, labels, n)
+    return margin, fitmod.allocate(rq, rk, (target + margin) * q[:, base].sum())
+
+
+def classifier_line(name: str, tr: datamod.Dataset, te: datamod.Dataset, cascades: bool, target: float) -> Line:
+    tasks = sorted(set(tr.tasks))
+    plans = plansmod.candidate_plans(tr, BASELINE, cascades)
+    base = [p.name for p in plans].index(plansmod.single(BASELINE).name)
+    charge = tr.cost[:, tr.column(CLASSIFIER)][:, None]
+    q, k = plansmod.outcome_matrix(tr, plans)
+    _, mixes = by_label(q, k + charge, np.array([tasks.index(t) for t in tr.tasks]), base, target, len(tasks))
+    tq, tk = plansmod.outcome_matrix(te, plans)
+    tk = tk + te.cost[:, te.column(CLASSIFIER)][:, None]
+    chosen = []
+    for prompt, task in zip(te.prompts, te.tasks):
+        mix = mixes[tasks.index(task)]
+        chosen.append(mix.high if not mix.pure and pick((1 - mix.share, mix.share), bucket(prompt)) == 1 else mix.low)
+    rows = np.arange(len(te))
+    col = te.column(BASELINE)
+    return score(name, tq[rows, chosen], tk[rows, chosen], te.correct[:, col], te.cost[:, col])
+
+
+def cascade_line(tr: datamod.Dataset, te: datamod.Dataset, target: float) -> Line:
+    cascades = [p for p in plansmod.candidate_plans(tr, BASELINE, True) if p.is_cascade]
+    base_q = tr.correct[:, tr.column(BASELINE)].sum()
+
+    def rank(plan: plansmod.Plan) -> tuple[bool, float]:
+        q, k = plansmod.outcomes(tr, plan)
+        return (q.sum() < target * base_q, k.sum() if q.sum() >= target * base_q else -q.sum())
+
+    plan = min(cascades, key=rank)
+    q, k = plansmod.outcomes(te, plan)
+    col = te.column(BASELINE)
+    return score(f"cascade alone ({' -> '.join(m.split('/')[-1] for m in plan.models)})", q, k,
+                 te.correct[:, col], te.cost[:, col])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=str(DATA))
+    parser.add_argument("--target", type=float, default=0.97)
+    parser.add_argument("--out", default="/tmp/modelroute-strategy-report")
+    args = parser.parse_args()
+    ds = datamod.load(args.data)
+    held = datamod.held_out(ds.ids, 0.25)
+    tr, te = ds.subset(np.where(~held)[0]), ds.subset(np.where(held)[0])
+    result = calibrate(Options(args.data, args.target, args.out, vectors=str(VECTORS), baseline=BASELINE))
+    lines = [result.lines[0], *result.alone, cascade_line(tr, te, args.target),
+             classifier_line("classifier (task labels) alone", tr, te, False, args.target),
+             classifier_line("classifier (task labels) + cascades", tr, te, True, args.target),
+             *result.lines[1:]]
+    print(f"held-out split: {len(te)} prompts; fitted on {len(tr)}")
+    print(table(lines))
+
+
+if __name__ == "__main__":
+    main()
