@@ -71,7 +71,8 @@ def strategies_router() -> Router:
            "models": [{"name": m, "provider": "p", "pricing": {"input": 1, "output": 1}} for m in ("small", "big")],
            "default": "small",
            "strategies": {"c": {"type": "cascade", "chain": ["small", "big"]},
-                          "k": {"type": "classifier", "model": "small", "models": {"simple": "small", "complex": "big"}}}}
+                          "k": {"type": "classifier", "model": "small", "models": {"simple": "small", "complex": "big"}},
+                          "s": {"type": "split", "targets": [{"strategy": "c", "share": 0.3}, {"model": "big", "share": 0.7}]}}}
     return Router(compile_policy(doc))
 
 
@@ -87,6 +88,9 @@ async def main() -> None:
     router = strategies_router()
     cascade = router.strategies["c"]
     stats("cascade: choose (no remote call)", await atimed(lambda i: cascade.choose(view), 20000), "us")
+    split = router.strategies["s"]
+    long_view = build_view({"model": "auto", "messages": [{"role": "user", "content": "word " * 400}]}, {})
+    stats("split: choose (2 KB prompt, no remote call)", await atimed(lambda i: split.choose(long_view), 20000), "us")
     classifier = router.strategies["k"]
     from modelroute.routing.strategies.classifier import prompt_key
     classifier._cache[prompt_key("hello there")] = "simple"  # type: ignore[attr-defined]
