@@ -15,6 +15,9 @@ part only, and cascades are scored on recorded answers exactly as the replay pro
   are the regions; the label -> plan mix is fitted like the embedding router's (budget allocation,
   margin chosen by 5x repeated 5-fold cross-validation on the training part).
 - embedding router alone and with cascades: ``modelroute calibrate`` as shipped.
+
+``--splits N`` instead re-runs the whole calibration on N other random held-out splits (salts
+``split-0`` ...) and prints each split's held-out figures: how much the result moves with the split.
 """
 
 from __future__ import annotations
@@ -93,12 +96,34 @@ def cascade_line(tr: datamod.Dataset, te: datamod.Dataset, target: float) -> Lin
                  te.correct[:, col], te.cost[:, col])
 
 
+def splits(data: str, target: float, count: int) -> None:
+    import tempfile
+
+    met, seen = 0, []
+    for i in range(count):
+        with tempfile.TemporaryDirectory() as out:
+            result = calibrate(Options(data, target, out, vectors=str(VECTORS), baseline=BASELINE, salt=f"split-{i}"))
+        combo, alone = result.lines[0], result.alone[0]
+        ok = combo.quality_ratio >= 0.97 and combo.cost_ratio <= 0.35
+        met += ok
+        seen.append((combo.quality_ratio, combo.cost_ratio))
+        print(f"split-{i}: combination {combo.quality_ratio:6.1%} at {combo.cost_ratio:6.1%}"
+              f"{' (bar met)' if ok else '           '}  alone {alone.quality_ratio:6.1%} at {alone.cost_ratio:6.1%}", flush=True)
+    q, k = np.array(seen).T
+    print(f"{count} splits: the combination meets the bar on {met}; held-out quality mean {q.mean():.1%} "
+          f"(sd {q.std(ddof=1):.1%}), cost mean {k.mean():.1%} (sd {k.std(ddof=1):.1%})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(DATA))
     parser.add_argument("--target", type=float, default=0.97)
     parser.add_argument("--out", default="/tmp/modelroute-strategy-report")
+    parser.add_argument("--splits", type=int, default=0, help="re-run on this many other random splits")
     args = parser.parse_args()
+    if args.splits:
+        splits(args.data, args.target, args.splits)
+        return
     ds = datamod.load(args.data)
     held = datamod.held_out(ds.ids, 0.25)
     tr, te = ds.subset(np.where(~held)[0]), ds.subset(np.where(held)[0])
