@@ -84,3 +84,20 @@ def test_a_mixed_region_is_served_half_and_half_in_expectation() -> None:
     assert ids.tolist() == [0, 3]
     values = np.array([[1.0, 5.0], [1.0, 5.0]])
     assert served(mixes, 2, np.array([0, 3]), values).tolist() == [1.0, 2.0]
+
+
+def test_the_policy_maps_each_region_label_and_splits_the_mixed_one() -> None:
+    from modelroute.calibrate.plans import single
+    from modelroute.calibrate.policy import policy_document
+
+    plans = [single("first"), single("top"), cascade("first", ("second",), "top"), cascade("first", ("second", "third"), "top")]
+    mixes = (Mix(0, 0, 0.0), Mix(2, 2, 0.0), Mix(2, 3, 0.2647615))
+    prices = {m: (1.0, 1.0) for m in MODELS}
+    spec = policy_document("p", MODELS, prices, "top", "top", plans, mixes, "http://x/v1", 16)["spec"]
+    strategies = spec["strategies"]
+    assert strategies["router"]["labels"] == {"cascade:first+second": {"strategy": "cascade-first-second"},
+                                              "mix:2": {"strategy": "split-2"}}
+    assert strategies["cascade-first-second-third"]["checks"] == {"agreement": {"models": ["second", "third"]}}
+    targets = strategies["split-2"]["targets"]
+    assert [t.get("strategy") for t in targets] == ["cascade-first-second", "cascade-first-second-third"]
+    assert targets[0]["share"] + targets[1]["share"] == 1.0 and targets[1]["share"] == 0.264761

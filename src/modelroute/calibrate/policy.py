@@ -83,12 +83,13 @@ def policy_document(name: str, models: tuple[str, ...], prices: Mapping[str, tup
             first, top = plan.models[0], plan.models[-1]
             agreement = {"model": plan.checkers[0]} if len(plan.checkers) == 1 else {"models": list(plan.checkers)}
             strategies[strategy_name(plan)] = {"type": "cascade", "chain": [first, top], "checks": {"agreement": agreement}}
-            labels[plan.name] = {"strategy": strategy_name(plan)}
     for region, (label, mix) in enumerate(zip(region_labels(plans, mixes), mixes)):
-        if not mix.pure:
+        if mix.pure and plans[mix.low].is_cascade:
+            labels[label] = {"strategy": strategy_name(plans[mix.low])}
+        elif not mix.pure:
+            high = round(mix.share, 6)
             strategies[f"split-{region}"] = {"type": "split", "targets": [
-                {**_target(plans[mix.low]), "share": round(1.0 - mix.share, 6)},
-                {**_target(plans[mix.high]), "share": round(mix.share, 6)}]}
+                {**_target(plans[mix.low]), "share": round(1.0 - high, 6)}, {**_target(plans[mix.high]), "share": high}]}
             labels[label] = {"strategy": f"split-{region}"}
     strategies["router"] = {
         "type": "embedding", "library": LIBRARY_FILE, "embedder": "local", "k": k, "minSimilarity": 0.2,
