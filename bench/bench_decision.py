@@ -20,6 +20,7 @@ from typing import Any, Awaitable, Callable
 
 import numpy as np
 
+from _timing import timed
 from modelroute.calibrate.run import Options, calibrate
 from modelroute.embedding.knn import VectorIndex, normalise
 from modelroute.embedding.minilm import MiniLM
@@ -34,16 +35,6 @@ def stats(name: str, samples: list[float], unit: str = "ms") -> None:
     scale = 1e3 if unit == "ms" else 1e6
     s = np.array(samples) * scale
     print(f"{name:<52} p50 {np.percentile(s, 50):9.3f} {unit}   p99 {np.percentile(s, 99):9.3f} {unit}   n={len(s)}")
-
-
-def timed(fn: Callable[[], Any], n: int) -> list[float]:
-    fn()
-    out = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return out
 
 
 async def atimed(fn: Callable[[int], Awaitable[Any]], n: int) -> list[float]:

@@ -17,26 +17,19 @@ from __future__ import annotations
 
 import os
 import statistics
-import time
 from typing import Any, Callable
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy loads OpenBLAS
 
 import numpy as np  # noqa: E402
+from _timing import timed  # noqa: E402
 
 TOKENS, HIDDEN, FFN, HEADS, LAYERS = 256, 384, 1536, 12, 6
 DENSE = [(TOKENS, HIDDEN, HIDDEN)] * 4 + [(TOKENS, HIDDEN, FFN), (TOKENS, FFN, HIDDEN)]
 
 
 def p50_ms(fn: Callable[[], Any], n: int = 200) -> float:
-    for _ in range(10):
-        fn()
-    samples = []
-    for _ in range(n):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples) * 1e3
+    return statistics.median(timed(fn, n, warmup=10)) * 1e3
 
 
 def fp32_dense(m: int, k: int, n: int) -> float:
