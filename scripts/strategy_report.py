@@ -31,8 +31,7 @@ from modelroute.calibrate import data as datamod
 from modelroute.calibrate import fit as fitmod
 from modelroute.calibrate import plans as plansmod
 from modelroute.calibrate.report import Line, score, table
-from modelroute.calibrate.run import Options, calibrate
-from modelroute.routing.strategies.split import bucket, pick
+from modelroute.calibrate.run import Options, calibrate, realise
 
 BASELINE = "gpt-4-1106-preview"
 CLASSIFIER = "mistralai/mistral-7b-chat"
@@ -72,10 +71,8 @@ def classifier_line(name: str, tr: datamod.Dataset, te: datamod.Dataset, cascade
     _, mixes = by_label(q, k + charge, np.array([tasks.index(t) for t in tr.tasks]), base, target, len(tasks))
     tq, tk = plansmod.outcome_matrix(te, plans)
     tk = tk + te.cost[:, te.column(CLASSIFIER)][:, None]
-    chosen = []
-    for prompt, task in zip(te.prompts, te.tasks):
-        mix = mixes[tasks.index(task)]
-        chosen.append(mix.high if not mix.pure and pick((1 - mix.share, mix.share), bucket(prompt)) == 1 else mix.low)
+    labels = fitmod.label_ids(mixes, len(plans))[[tasks.index(t) for t in te.tasks]]
+    chosen = realise(mixes, len(plans), labels, te.prompts)
     rows = np.arange(len(te))
     col = te.column(BASELINE)
     return score(name, tq[rows, chosen], tk[rows, chosen], te.correct[:, col], te.cost[:, col])

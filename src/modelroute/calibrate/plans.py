@@ -58,13 +58,17 @@ def candidate_plans(data: Dataset, top: str, cascades: bool, pair_count: int = 3
     return plans
 
 
-def outcomes(data: Dataset, plan: Plan) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """(correct, cost) of ``plan`` on every prompt of ``data``."""
+def outcomes(data: Dataset, plan: Plan, normalised: dict[int, list[str]] | None = None) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """(correct, cost) of ``plan`` on every prompt of ``data``. ``normalised`` caches each model
+    column's normalised answers across plans."""
     cols = [data.column(m) for m in plan.models]
     if not plan.is_cascade:
         return data.correct[:, cols[0]], data.cost[:, cols[0]]
     first, checkers, top = cols[0], cols[1:-1], cols[-1]
-    answers = {c: [normalise_answer(row[c]) for row in data.answers] for c in (first, *checkers)}
+    answers = {} if normalised is None else normalised
+    for c in (first, *checkers):
+        if c not in answers:
+            answers[c] = [normalise_answer(row[c]) for row in data.answers]
     mine = answers[first]
     asked = np.array([bool(row[first].strip()) for row in data.answers])  # an empty answer fails before any checker
     agree = asked & np.array([bool(a) for a in mine])
@@ -79,5 +83,6 @@ def outcomes(data: Dataset, plan: Plan) -> tuple[NDArray[np.float64], NDArray[np
 
 def outcome_matrix(data: Dataset, plans: list[Plan]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """(correct (n, p), cost (n, p)) of every plan on every prompt."""
-    pairs = [outcomes(data, p) for p in plans]
+    normalised: dict[int, list[str]] = {}
+    pairs = [outcomes(data, p, normalised) for p in plans]
     return np.stack([c for c, _ in pairs], 1), np.stack([k for _, k in pairs], 1)

@@ -75,13 +75,13 @@ def embed_prompts(prompts: list[str], cache: str | None, progress: Progress) -> 
     return out
 
 
-def realise(fitted: fitmod.Fit, plans: int, labels: NDArray[np.int64], prompts: list[str]) -> NDArray[np.int64]:
-    """The plan serving each prompt given its library label, a mixed region's split decided by the
-    prompt's hash exactly as the split strategy decides it."""
+def realise(mixes: tuple[fitmod.Mix, ...], plans: int, labels: NDArray[np.int64], prompts: list[str]) -> NDArray[np.int64]:
+    """The plan serving each prompt given its label (:func:`~modelroute.calibrate.fit.label_ids`),
+    a mixed region's split decided by the prompt's hash exactly as the split strategy decides it."""
     out = np.minimum(labels, plans - 1)
     for i, label in enumerate(labels):
         if label >= plans:
-            mix = fitted.mixes[int(label) - plans]
+            mix = mixes[int(label) - plans]
             out[i] = mix.high if pick((1.0 - mix.share, mix.share), bucket(prompts[i])) == 1 else mix.low
     return out
 
@@ -102,7 +102,7 @@ def _fit_and_score(ds: datamod.Dataset, vecs: NDArray[np.float32], train: NDArra
         ids = fitmod.label_ids(fitted.mixes, len(plans))
         got = fitmod.vote(vecs[train], ids[fitted.assign], vecs[test], len(plans) + fitted.regions)
         name = "embedding router + cascades" if cascades else "embedding router"
-        chosen = realise(fitted, len(plans), got, te.prompts)
+        chosen = realise(fitted.mixes, len(plans), got, te.prompts)
         lines = compare(plans, tq, tk, chosen, base, opts.target, q, name)
     return fitted, plans, lines
 
