@@ -11,12 +11,14 @@ from collections.abc import Mapping
 from typing import Any, Iterable
 
 from modelroute.policy import CompiledPolicy, PolicyError
+from modelroute.routing.strategy import ModelClient, Strategy, strategy_class
 
 _MISSING = object()
 
 
 class Config:
     def __init__(self, name: str, block: Mapping[str, Any], policy: CompiledPolicy, known: Iterable[str]) -> None:
+        self.name = name
         self.root = f"spec.strategies.{name}"
         self.block = block
         self.policy = policy
@@ -109,17 +111,27 @@ class Config:
             return None
         return value
 
-    def models(self, key: str, *, min_items: int = 1) -> tuple[str, ...]:
-        value = self.block.get(key)
+    def models(self, key: str, *, min_items: int = 1, block: Mapping[str, Any] | None = None,
+               at: tuple[str | int, ...] = ()) -> tuple[str, ...]:
+        value = self._get(key, None, block)
         if not isinstance(value, list) or len(value) < min_items:
-            self.fail(f"must be a list of at least {min_items} registry models", key)
+            self.fail(f"must be a list of at least {min_items} registry models", *at, key)
             return ()
         out: list[str] = []
         for i, name in enumerate(value):
             if not isinstance(name, str) or name not in self.policy.models:
-                self.fail(f"unknown model {name!r}", key, i)
+                self.fail(f"unknown model {name!r}", *at, key, i)
             elif name in out:
-                self.fail(f"model {name!r} is listed twice", key, i)
+                self.fail(f"model {name!r} is listed twice", *at, key, i)
             else:
                 out.append(name)
         return tuple(out)
+
+    def strategy(self, ref: Any, client: ModelClient | None, refused: tuple[str, ...], *at: str | int) -> Strategy | None:
+        """Another block of spec.strategies, built to choose for this one; None (with a problem at
+        ``at``) when ``ref`` names no block, names this one, or names a block of a ``refused`` type."""
+        block = self.policy.strategies.get(ref) if isinstance(ref, str) else None
+        if block is None or ref == self.name or block.get("type") in refused:
+            self.fail(f"strategy {ref!r} is not another strategy of spec.strategies whose type is not one of {list(refused)}", *at)
+            return None
+        return strategy_class(str(block["type"]), f"spec.strategies.{ref}.type")(str(ref), block, self.policy, client)

@@ -124,16 +124,7 @@ def _agreement(cfg: Config, checks: Mapping[str, Any]) -> Agreement | None:
     if ("model" in block) == ("models" in block):
         cfg.fail("needs model (one) or models (each in turn must agree), not both", *at)
     if "models" in block:
-        listed = block["models"]
-        if not isinstance(listed, list) or not listed:
-            cfg.fail("must be a list of registry models", *at, "models")
-            listed = []
-        models: tuple[str, ...] = ()
-        for i, name in enumerate(listed):
-            if not isinstance(name, str) or name not in cfg.policy.models:
-                cfg.fail(f"unknown model {name!r}", *at, "models", i)
-            else:
-                models += (name,)
+        models = cfg.models("models", block=block, at=at)
     else:
         models = (cfg.model("model", block=block, at=at) or "",)
     return Agreement(

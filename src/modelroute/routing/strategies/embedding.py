@@ -29,7 +29,7 @@ from modelroute.policy import CompiledPolicy
 from modelroute.routing.request import RequestView
 from modelroute.routing.strategies._config import Config
 from modelroute.routing.strategies.embedders import Embedder, LocalEmbedder, RemoteEmbedder
-from modelroute.routing.strategy import Choice, ModelClient, Strategy, strategy_class
+from modelroute.routing.strategy import Choice, ModelClient, Strategy
 
 _FIELDS = ("library", "embedder", "k", "minSimilarity", "default", "decide", "labels", "qualityTarget",
            "text", "timeoutSeconds", "backend")
@@ -78,12 +78,9 @@ class EmbeddingStrategy(Strategy):
             if isinstance(target, str) and target in policy.models:
                 out[label] = target
             elif isinstance(target, Mapping) and set(target) == {"strategy"}:
-                ref = target["strategy"]
-                block = policy.strategies.get(ref) if isinstance(ref, str) else None
-                if block is None or ref == self.name or block.get("type") == self.type:
-                    cfg.fail(f"strategy {ref!r} is not another non-embedding strategy of spec.strategies", "labels", label)
-                    continue
-                out[label] = strategy_class(str(block["type"]), f"spec.strategies.{ref}.type")(ref, block, policy, client)
+                nested = cfg.strategy(target["strategy"], client, (self.type,), "labels", label)
+                if nested is not None:
+                    out[label] = nested
             else:
                 cfg.fail("must be a registry model or {strategy: <name>}", "labels", label)
         return out

@@ -24,7 +24,7 @@ from typing import Any, Mapping
 from modelroute.policy import CompiledPolicy
 from modelroute.routing.request import RequestView
 from modelroute.routing.strategies._config import Config
-from modelroute.routing.strategy import Choice, ModelClient, Strategy, strategy_class
+from modelroute.routing.strategy import Choice, ModelClient, Strategy
 
 _FIELDS = ("targets",)
 _NOT_NESTED = ("split", "embedding")
@@ -81,12 +81,7 @@ class SplitStrategy(Strategy):
                 cfg.fail(f"unknown model {model!r}", "targets", i, "model")
                 return None
             return model
-        ref = entry["strategy"]
-        block = cfg.policy.strategies.get(ref) if isinstance(ref, str) else None
-        if block is None or ref == self.name or block.get("type") in _NOT_NESTED:
-            cfg.fail(f"strategy {ref!r} is not a classifier or cascade of spec.strategies", "targets", i, "strategy")
-            return None
-        return strategy_class(str(block["type"]), f"spec.strategies.{ref}.type")(ref, block, cfg.policy, self.client)
+        return cfg.strategy(entry["strategy"], self.client, _NOT_NESTED, "targets", i, "strategy")
 
     async def choose(self, view: RequestView) -> Choice:
         point = bucket(view.prompt_text())
