@@ -42,22 +42,16 @@ VECTORS = HERE.parent / "tests" / "calibrate" / "data" / "routerbench-vectors.np
 
 def by_label(q: np.ndarray, k: np.ndarray, labels: np.ndarray, base: int, target: float, n: int) -> tuple[float, tuple[fitmod.Mix, ...]]:
     """Margin by repeated cross-validation, then the mixes fitted on every training row."""
-    best: tuple[float, float] | None = None
-    for margin in fitmod.MARGINS:
-        tq = tk = 0.0
-        for seed in range(fitmod.REPEATS):
-            folds = np.arange(len(q)) % fitmod.FOLDS
-            np.random.default_rng(seed).shuffle(folds)
-            for f in range(fitmod.FOLDS):
-                tr, te = folds != f, folds == f
-                rq, rk = fitmod.region_totals(q[tr], k[tr], labels[tr], n)
-                mixes = fitmod.allocate(rq, rk, (target + margin) * q[tr, base].sum())
-                ids = fitmod.label_ids(mixes, q.shape[1])[labels[te]]
-                tq += fitmod.served(mixes, q.shape[1], ids, q[te]).sum()
-                tk += fitmod.served(mixes, q.shape[1], ids, k[te]).sum()
-        if tq >= target * q[:, base].sum() * fitmod.REPEATS and (best is None or tk < best[0]):
-            best = (tk, margin)
-    margin = best[1] if best else fitmod.MARGINS[-1]
+    tq, tk = np.zeros(len(fitmod.MARGINS)), np.zeros(len(fitmod.MARGINS))
+    for folds in fitmod.fold_shuffles(len(q)):
+        for f in range(fitmod.FOLDS):
+            tr, te = folds != f, folds == f
+            oq, ok = fitmod.margin_totals(q[tr], k[tr], labels[tr], n, base, target,
+                                          lambda ids: ids[labels[te]], q[te], k[te])
+            tq += oq
+            tk += ok
+    passing = [j for j in range(len(fitmod.MARGINS)) if tq[j] >= target * q[:, base].sum() * fitmod.REPEATS]
+    margin = fitmod.MARGINS[min(passing, key=lambda j: tk[j])] if passing else fitmod.MARGINS[-1]
     rq, rk = fitmod.region_totals(q, k, labels, n)
     return margin, fitmod.allocate(rq, rk, (target + margin) * q[:, base].sum())
 

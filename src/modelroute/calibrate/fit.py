@@ -150,33 +150,51 @@ def vote(train_vecs: Vectors, train_labels: Ints, query: Vectors, n_labels: int,
     return tally(near, weights, train_labels, n_labels)
 
 
+def fold_shuffles(n: int) -> list[Ints]:
+    """The fold of each of ``n`` rows, for each of ``REPEATS`` shuffles."""
+    out = []
+    for seed in range(REPEATS):
+        folds = np.arange(n) % FOLDS
+        np.random.default_rng(seed).shuffle(folds)
+        out.append(folds)
+    return out
+
+
+def margin_totals(q: Floats, k: Floats, assign: Ints, regions: int, base: int, goal: float,
+                  route: Callable[[Ints], Ints], q_te: Floats, k_te: Floats) -> tuple[Floats, Floats]:
+    """Held-out (quality, cost) totals per margin (arrays of len(MARGINS)) of regions fitted on
+    (q, k, assign). ``route`` labels the held-out rows given each region's label id."""
+    plans = q.shape[1]
+    rq, rk = region_totals(q, k, assign, regions)
+    total_q, total_k = np.zeros(len(MARGINS)), np.zeros(len(MARGINS))
+    for j, margin in enumerate(MARGINS):
+        mixes = allocate(rq, rk, (goal + margin) * q[:, base].sum())
+        got = route(label_ids(mixes, plans))
+        total_q[j] = served(mixes, plans, got, q_te).sum()
+        total_k[j] = served(mixes, plans, got, k_te).sum()
+    return total_q, total_k
+
+
 def _oof(vecs: Vectors, q: Floats, k: Floats, base: int, goal: float, regions: int,
          folds: Ints) -> tuple[Floats, Floats]:
     """Out-of-fold (quality, cost) totals per margin for one R: arrays of len(MARGINS)."""
-    plans = q.shape[1]
+    labels = q.shape[1] + regions
     total_q, total_k = np.zeros(len(MARGINS)), np.zeros(len(MARGINS))
     for f in range(FOLDS):
         tr, te = folds != f, folds == f
         _, assign = spherical_kmeans(vecs[tr], regions, seed=f)
-        rq, rk = region_totals(q[tr], k[tr], assign, regions)
         near, weights = neighbours(vecs[tr], vecs[te])
-        for j, margin in enumerate(MARGINS):
-            mixes = allocate(rq, rk, (goal + margin) * q[tr, base].sum())
-            ids = label_ids(mixes, plans)
-            got = tally(near, weights, ids[assign], plans + regions)
-            total_q[j] += served(mixes, plans, got, q[te]).sum()
-            total_k[j] += served(mixes, plans, got, k[te]).sum()
+        oq, ok = margin_totals(q[tr], k[tr], assign, regions, base, goal,
+                               lambda ids: tally(near, weights, ids[assign], labels), q[te], k[te])
+        total_q += oq
+        total_k += ok
     return total_q, total_k
 
 
 def fit(vecs: Vectors, q: Floats, k: Floats, baseline: int, target: float,
         progress: Callable[[int, int], None] | None = None) -> Fit:
     """Choose (R, margin) by cross-fitting and fit on everything. ``baseline``: the baseline's plan."""
-    shuffles = []
-    for seed in range(REPEATS):
-        folds = np.arange(len(vecs)) % FOLDS
-        np.random.default_rng(seed).shuffle(folds)
-        shuffles.append(folds)
+    shuffles = fold_shuffles(len(vecs))
     base_q, base_k = q[:, baseline].sum(), k[:, baseline].sum()
     best: tuple[float, float, int, float] | None = None  # (cost, -quality, R, margin)
     fallback: tuple[float, float, int, float] | None = None
