@@ -110,6 +110,35 @@ async def test_agreement_with_two_models_stops_at_the_first_that_disagrees() -> 
     assert both.cost_usd > second.cost_usd / 2 > 0 and 0 < first.cost_usd < both.cost_usd
 
 
+async def test_by_answer_rules_accept_escalate_or_name_who_must_agree() -> None:
+    """The first rule matching the normalised answer decides: ``B`` stands unchecked, ``C``
+    escalates unchecked, ``A`` must agree with judge and strong (in turn), anything else takes the
+    default agreement (judge only). Which models each answer calls is read off the real server."""
+    def rule(model: str, prompt: str) -> str | None:
+        return "A" if model == "judge" else "D"
+
+    checks = {"agreement": {"model": "judge"},
+              "byAnswer": [{"match": "^b$", "then": "accept"}, {"match": "^c$", "then": "escalate"},
+                           {"match": "^a$", "agreement": ["judge", "strong"]}]}
+    async with ReplayProvider(fallback=rule) as server:
+        compiled = policy(server.url + "/v1", cascade(checks=checks))
+        async with model_client(compiled) as client:
+            reviewer = (await Router(compiled, client).decide(view("x"))).reviewer
+            assert reviewer is not None
+            verdicts, calls = {}, {}
+            for said in ("B.", "c", "A", "a)", "Z", ""):
+                before = len(server.requests)
+                verdicts[said] = await reviewer.review(view("which?"), "cheap", completion(said))
+                calls[said] = [m for m, _ in server.requests][before:]
+    assert verdicts["B."].accept and "accepts by rule '^b$'" in verdicts["B."].reason and calls["B."] == []
+    assert not verdicts["c"].accept and "escalates by rule" in verdicts["c"].reason and calls["c"] == []
+    assert not verdicts["A"].accept and "disagrees with strong" in verdicts["A"].reason
+    assert calls["A"] == calls["a)"] == ["judge", "strong"]
+    assert not verdicts["Z"].accept and "disagrees with judge" in verdicts["Z"].reason and calls["Z"] == ["judge"]
+    assert not verdicts[""].accept and verdicts[""].reason == "empty answer" and calls[""] == []  # heuristics first
+    assert verdicts["B."].cost_usd == 0 and verdicts["A"].cost_usd > verdicts["Z"].cost_usd > 0
+
+
 @pytest.mark.parametrize("config, path", [
     ({"chain": ["cheap", "strong"], "checks": {"agreement": {"models": ["judge", "nope"]}}},
      "spec.strategies.c.checks.agreement.models[1]"),
@@ -117,6 +146,19 @@ async def test_agreement_with_two_models_stops_at_the_first_that_disagrees() -> 
      "spec.strategies.c.checks.agreement"),
     ({"chain": ["cheap", "strong"], "checks": {"agreement": {"models": []}}},
      "spec.strategies.c.checks.agreement.models"),
+    ({"chain": ["cheap", "strong"], "checks": {"byAnswer": []}}, "spec.strategies.c.checks.byAnswer"),
+    ({"chain": ["cheap", "strong"], "checks": {"byAnswer": [{"then": "accept"}]}},
+     "spec.strategies.c.checks.byAnswer[0].match"),
+    ({"chain": ["cheap", "strong"], "checks": {"byAnswer": [{"match": "a", "then": "maybe"}]}},
+     "spec.strategies.c.checks.byAnswer[0].then"),
+    ({"chain": ["cheap", "strong"], "checks": {"byAnswer": [{"match": "a"}, {"match": "[", "then": "accept"}]}},
+     "spec.strategies.c.checks.byAnswer[1].match"),
+    ({"chain": ["cheap", "strong"], "checks": {"byAnswer": [{"match": "a", "then": "accept", "agreement": ["judge"]}]}},
+     "spec.strategies.c.checks.byAnswer[0].agreement"),
+    ({"chain": ["cheap", "strong"], "checks": {"byAnswer": [{"match": "a", "agreement": ["nope"]}]}},
+     "spec.strategies.c.checks.byAnswer[0].agreement[0]"),
+    ({"chain": ["cheap", "strong"], "checks": {"byAnswer": [{"match": "a", "when": 1}]}},
+     "spec.strategies.c.checks.byAnswer[0].when"),
     ({"chain": ["cheap"]}, "spec.strategies.c.chain"),
     ({"chain": ["cheap", "nope"]}, "spec.strategies.c.chain[1]"),
     ({"chain": ["cheap", "strong"], "checks": {"regex": "("}}, "spec.strategies.c.checks.regex"),

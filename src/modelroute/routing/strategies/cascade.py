@@ -19,11 +19,12 @@ from modelroute.policy import CompiledPolicy
 from modelroute.routing.answers import REFUSAL_PHRASES
 from modelroute.routing.request import RequestView
 from modelroute.routing.strategies._config import Config
-from modelroute.routing.strategies.checks import DEFAULT_JUDGE_PROMPT, Agreement, AnswerReviewer, Heuristics, Judge
+from modelroute.routing.strategies.checks import DEFAULT_JUDGE_PROMPT, Agreement, AnswerReviewer, AnswerRule, Heuristics, Judge
 from modelroute.routing.strategy import Choice, ModelClient, Strategy
 
 _FIELDS = ("chain", "checks", "stream", "streamModel", "commit")
-_CHECKS = ("empty", "truncated", "refusal", "json", "regex", "minLength", "logprobs", "judge", "agreement")
+_CHECKS = ("empty", "truncated", "refusal", "json", "regex", "minLength", "logprobs", "judge", "agreement", "byAnswer")
+_THEN = ("accept", "escalate", "check")
 
 
 class CascadeStrategy(Strategy):
@@ -82,7 +83,35 @@ def _reviewer(cfg: Config, chain: tuple[str, ...], client: ModelClient | None) -
     )
     logprobs = cfg.mapping("logprobs", block=checks, at=at)
     threshold = cfg.number("threshold", -1.0, hi=0.0, block=logprobs, at=(*at, "logprobs")) if logprobs else None
-    return AnswerReviewer(chain, client, heuristics, threshold, _agreement(cfg, checks), _judge(cfg, checks))
+    return AnswerReviewer(chain, client, heuristics, threshold, _agreement(cfg, checks), _judge(cfg, checks),
+                          _by_answer(cfg, checks.get("byAnswer")))
+
+
+def _by_answer(cfg: Config, rules: Any) -> tuple[AnswerRule, ...]:
+    """``checks.byAnswer``: a list of ``{match, then, agreement}``, the first match deciding."""
+    if rules is None:
+        return ()
+    at: tuple[str | int, ...] = ("checks", "byAnswer")
+    if not isinstance(rules, list) or not rules:
+        cfg.fail("must be a non-empty list of {match, then, agreement}", *at)
+        return ()
+    out: list[AnswerRule] = []
+    for i, rule in enumerate(rules):
+        if not isinstance(rule, Mapping):
+            cfg.fail("must be an object {match, then, agreement}", *at, i)
+            continue
+        for key in sorted(set(rule) - {"match", "then", "agreement"}):
+            cfg.fail("unknown field; known: ['agreement', 'match', 'then']", *at, i, key)
+        match = _regex(cfg, rule.get("match"), (*at, i, "match")) if "match" in rule else None
+        if match is None and "match" not in rule:
+            cfg.fail("is required (a regular expression over the normalised answer)", *at, i, "match")
+        then = cfg.string("then", "check", choices=_THEN, block=rule, at=(*at, i)) or "check"
+        agreement = cfg.models("agreement", block=rule, at=(*at, i)) if "agreement" in rule else ()
+        if agreement and then != "check":
+            cfg.fail("is only used with then: check", *at, i, "agreement")
+        if match is not None:
+            out.append(AnswerRule(match, then, agreement))
+    return tuple(out)
 
 
 def _regex(cfg: Config, value: Any, at: tuple[str, ...]) -> re.Pattern[str] | None:

@@ -1,7 +1,11 @@
 """Answer checks of a cascade, and the reviewer that combines them.
 
 Cheap checks run first (heuristics on the answer itself, then token logprobs); the checks that
-call a model (agreement with a second model, an LLM judge) run only when those pass. The first
+call a model (agreement with a second model, an LLM judge) run only when those pass. Between the
+two, ``byAnswer`` rules may decide by the answer itself: the first rule whose pattern matches the
+normalised answer accepts it, escalates it, or names the models that must agree with it (how
+often a model is right depends on what it answered: a model that leans to option A is more often
+right when it answers B). The first
 failing check rejects the answer and names itself in the review's reason; the cost of the model
 calls is reported in :attr:`Review.cost_usd`. The answer is read, and a refusal recognised, by
 :mod:`modelroute.routing.answers`, as the quality monitor does.
@@ -12,8 +16,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from dataclasses import dataclass, field
-from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from modelroute.routing.answers import REFUSAL_PHRASES, Answer, read_answer, refusal_phrase
@@ -101,6 +105,16 @@ class Agreement:
     max_tokens: int = 512
 
 
+@dataclass(frozen=True)
+class AnswerRule:
+    """What to do with an answer whose normalised form matches ``match``: ``accept`` (no further
+    checks), ``escalate``, or ``check`` (logprobs, agreement with ``agreement`` when set, judge)."""
+
+    match: re.Pattern[str]
+    then: str = "check"
+    agreement: tuple[str, ...] = ()
+
+
 @dataclass
 class AnswerReviewer:
     """The :class:`~modelroute.routing.strategy.Reviewer` of a cascade."""
@@ -111,6 +125,7 @@ class AnswerReviewer:
     logprob_threshold: float | None = None
     agreement: Agreement | None = None
     judge: Judge | None = None
+    by_answer: tuple[AnswerRule, ...] = ()
 
     async def review(self, view: RequestView, model: str, answer: Mapping[str, Any]) -> Review:
         if model not in self.chain[:-1]:
@@ -120,25 +135,39 @@ class AnswerReviewer:
         if why is not None:
             return Review(False, why)
         text, logprobs = read.text, read.logprobs
+        rule = self._rule(text)
+        if rule is not None and rule.then != "check":
+            said = normalise_answer(text)[:40]
+            return Review(rule.then == "accept", f"answer {said!r} {rule.then}s by rule {rule.match.pattern!r}")
         if self.logprob_threshold is not None and logprobs:
             mean = sum(logprobs) / len(logprobs)
             if mean < self.logprob_threshold:
                 return Review(False, f"mean token logprob {mean:.3f} < {self.logprob_threshold}")
         cost = 0.0
         notes: list[str] = []
-        for check in (self._agree if self.agreement else None, self._judge if self.judge else None):
-            if check is None:
-                continue
-            verdict = await check(view, text)
+        agreement = self.agreement
+        if rule is not None and rule.agreement:
+            agreement = replace(agreement, models=rule.agreement) if agreement else Agreement(rule.agreement)
+        steps: list[Callable[[], Awaitable[Review]]] = []
+        if agreement is not None:
+            steps.append(lambda: self._agree(view, text, agreement))
+        if self.judge is not None:
+            steps.append(lambda: self._judge(view, text))
+        for step in steps:
+            verdict = await step()
             cost += verdict.cost_usd
             if not verdict.accept:
                 return Review(False, verdict.reason, cost)
             notes.append(verdict.reason)
         return Review(True, "checks passed" + (f" ({'; '.join(notes)})" if notes else ""), cost)
 
-    async def _agree(self, view: RequestView, text: str) -> Review:
-        check = self.agreement
-        assert check is not None
+    def _rule(self, text: str) -> AnswerRule | None:
+        if not self.by_answer:
+            return None
+        said = normalise_answer(text)
+        return next((r for r in self.by_answer if r.match.search(said)), None)
+
+    async def _agree(self, view: RequestView, text: str, check: Agreement) -> Review:
         if self.client is None:
             return Review(True, "agreement skipped: no model client")
         messages = [dict(m) for m in view.messages]
