@@ -12,8 +12,9 @@ part only, and cascades are scored on recorded answers exactly as the replay pro
 - classifier: the recorded data holds no classifier answers, so the classifier is a stand-in that
   answers the prompt's task label (trivial for these three formats), charged as
   mistral-7b-chat's recorded call on the prompt (an upper bound for a one-word answer). Its labels
-  are the regions; the label -> plan mix is fitted like the embedding router's (budget allocation,
-  margin chosen by 5x repeated 5-fold cross-validation on the training part).
+  are the regions (served by Yi-34B's answer where it gives a letter, as the embedding router's
+  are); the cells' plan mixes are fitted like the embedding router's (budget allocation, margin
+  chosen by 5x repeated 5-fold cross-validation on the training part).
 - embedding router alone and with cascades: ``modelroute calibrate`` as shipped.
 
 ``--splits N`` instead re-runs the whole calibration on N other random held-out splits (salts
@@ -30,6 +31,7 @@ import numpy as np
 from modelroute.calibrate import data as datamod
 from modelroute.calibrate import fit as fitmod
 from modelroute.calibrate import plans as plansmod
+from modelroute.calibrate.cells import Conditioning, key_ids, layout
 from modelroute.calibrate.report import Line, score, table
 from modelroute.calibrate.run import Options, calibrate, realise
 
@@ -40,20 +42,25 @@ DATA = HERE.parents[1] / "shared" / "data" / "routerbench-train.jsonl"
 VECTORS = HERE.parent / "tests" / "calibrate" / "data" / "routerbench-vectors.npz"
 
 
-def by_label(q: np.ndarray, k: np.ndarray, labels: np.ndarray, base: int, target: float, n: int) -> tuple[float, tuple[fitmod.Mix, ...]]:
-    """Margin by repeated cross-validation, then the mixes fitted on every training row."""
+def by_label(q: np.ndarray, k: np.ndarray, labels: np.ndarray, base: int, target: float, n: int,
+             cond: Conditioning | None) -> fitmod.Fit:
+    """Margin by repeated cross-validation, then the cells' mixes fitted on every training row."""
     tq, tk = np.zeros(len(fitmod.MARGINS)), np.zeros(len(fitmod.MARGINS))
+    keys = cond.key if cond is not None else np.zeros(len(q), np.int64)
     for folds in fitmod.fold_shuffles(len(q)):
         for f in range(fitmod.FOLDS):
             tr, te = folds != f, folds == f
-            oq, ok = fitmod.margin_totals(q[tr], k[tr], labels[tr], n, base, target,
-                                          lambda ids: ids[labels[te]], q[te], k[te])
+            lay = layout(labels[tr], n, cond, keys[tr])
+            oq, ok = fitmod.margin_totals(q[tr], k[tr], lay.cell(labels[tr], keys[tr]), lay, lay.allowed(q.shape[1], cond),
+                                          base, target, lambda ids: ids[labels[te]], q[te], k[te], keys[te])
             tq += oq
             tk += ok
     passing = [j for j in range(len(fitmod.MARGINS)) if tq[j] >= target * q[:, base].sum() * fitmod.REPEATS]
     margin = fitmod.MARGINS[min(passing, key=lambda j: tk[j])] if passing else fitmod.MARGINS[-1]
-    rq, rk = fitmod.region_totals(q, k, labels, n)
-    return margin, fitmod.allocate(rq, rk, (target + margin) * q[:, base].sum())
+    lay = layout(labels, n, cond, keys)
+    rq, rk = fitmod.cell_totals(q, k, lay.cell(labels, keys), lay, lay.allowed(q.shape[1], cond))
+    mixes = fitmod.allocate(rq, rk, (target + margin) * q[:, base].sum())
+    return fitmod.Fit(n, margin, labels, lay, mixes, float("nan"), float("nan"))
 
 
 def classifier_line(name: str, tr: datamod.Dataset, te: datamod.Dataset, cascades: bool, target: float) -> Line:
@@ -62,18 +69,20 @@ def classifier_line(name: str, tr: datamod.Dataset, te: datamod.Dataset, cascade
     base = [p.name for p in plans].index(plansmod.single(BASELINE).name)
     charge = tr.cost[:, tr.column(CLASSIFIER)][:, None]
     q, k = plansmod.outcome_matrix(tr, plans)
-    _, mixes = by_label(q, k + charge, np.array([tasks.index(t) for t in tr.tasks]), base, target, len(tasks))
+    cond = plansmod.conditioning(tr, plans) if cascades else None
+    fitted = by_label(q, k + charge, np.array([tasks.index(t) for t in tr.tasks]), base, target, len(tasks), cond)
     tq, tk = plansmod.outcome_matrix(te, plans)
     tk = tk + te.cost[:, te.column(CLASSIFIER)][:, None]
-    labels = fitmod.label_ids(mixes, len(plans))[[tasks.index(t) for t in te.tasks]]
-    chosen = realise(mixes, len(plans), labels, te.prompts)
+    labels = fitmod.label_ids(fitted.layout, fitted.mixes, len(plans))[[tasks.index(t) for t in te.tasks]]
+    keys = key_ids(plansmod.first_answers(te, cond.first), cond.keys) if cond else np.zeros(len(te), np.int64)
+    chosen = realise(fitted, len(plans), labels, keys, te.prompts)
     rows = np.arange(len(te))
     col = te.column(BASELINE)
     return score(name, tq[rows, chosen], tk[rows, chosen], te.correct[:, col], te.cost[:, col])
 
 
 def cascade_line(tr: datamod.Dataset, te: datamod.Dataset, target: float) -> Line:
-    cascades = [p for p in plansmod.candidate_plans(tr, BASELINE, True) if p.is_cascade]
+    cascades = [p for p in plansmod.candidate_plans(tr, BASELINE, True) if p.is_cascade and p.checkers]
     base_q = tr.correct[:, tr.column(BASELINE)].sum()
 
     def rank(plan: plansmod.Plan) -> tuple[bool, float]:

@@ -8,7 +8,8 @@ its cheapest hull plan and buys the cheapest quality first, across all regions, 
 goal is reached; the region bought last takes the step in part, so it is served by a mix of two
 adjacent plans (the sidecar splits it by a hash of the prompt). This is the exact optimum of the
 linear relaxation, so the cost lands where the goal puts it instead of jumping between whole
-plans.
+plans. The allocation's units are cells (:mod:`~modelroute.calibrate.cells`): a region, or in a
+region served by answer, one cell per answer of the first model.
 
 Which number of regions R, and how far above the target to aim (the margin: quality measured
 in-sample is optimistic), are decided by cross-fitting: fit on four fifths of the training
@@ -26,11 +27,13 @@ from typing import Callable
 import numpy as np
 from numpy.typing import NDArray
 
+from modelroute.calibrate.cells import Conditioning, Layout, layout
 from modelroute.embedding.knn import spherical_kmeans
 
 Floats = NDArray[np.float64]
 Vectors = NDArray[np.float32]
 Ints = NDArray[np.int64]
+Bools = NDArray[np.bool_]
 
 REGIONS = (1, 2, 3, 4, 6, 12)
 MARGINS = (0.0, 0.0025, 0.005, 0.0075, 0.01, 0.0125, 0.015, 0.02, 0.025, 0.03)
@@ -58,7 +61,8 @@ class Fit:
     regions: int
     margin: float
     assign: Ints  # region of every training prompt
-    mixes: tuple[Mix, ...]  # per region
+    layout: Layout
+    mixes: tuple[Mix, ...]  # per cell
     oof_quality: float  # out-of-fold quality as a fraction of the baseline's
     oof_cost: float  # out-of-fold cost as a fraction of the baseline's
 
@@ -99,31 +103,38 @@ def allocate(q: Floats, k: Floats, goal: float) -> tuple[Mix, ...]:
     return tuple(mixes[r] for r in range(len(q)))
 
 
-def region_totals(q: Floats, k: Floats, assign: Ints, regions: int) -> tuple[Floats, Floats]:
-    """(quality, cost) totals per (region, plan), each region's means shrunk towards the whole's."""
-    counts = np.bincount(assign, minlength=regions).astype(np.float64)[:, None]
-    sums_q = np.zeros((regions, q.shape[1]))
-    sums_k = np.zeros((regions, q.shape[1]))
-    np.add.at(sums_q, assign, q)
-    np.add.at(sums_k, assign, k)
-    mean_q = (sums_q + PRIOR * q.mean(0)) / (counts + PRIOR)
-    mean_k = (sums_k + PRIOR * k.mean(0)) / (counts + PRIOR)
-    return mean_q * counts, mean_k * counts
+def cell_totals(q: Floats, k: Floats, cells: Ints, lay: Layout, allowed: Bools | None = None) -> tuple[Floats, Floats]:
+    """(quality, cost) totals per (cell, plan), each cell's means shrunk towards the whole's (the
+    same measured over 100 splits as shrinking a cell towards its region: 35 and 31 met the bar);
+    a plan not ``allowed`` in a cell gets a cost and quality no allocation buys."""
+    counts = np.bincount(cells, minlength=lay.cells).astype(np.float64)[:, None]
+    sums_q = np.zeros((lay.cells, q.shape[1]))
+    sums_k = np.zeros((lay.cells, q.shape[1]))
+    np.add.at(sums_q, cells, q)
+    np.add.at(sums_k, cells, k)
+    tq = (sums_q + PRIOR * q.mean(0)) / (counts + PRIOR) * counts
+    tk = (sums_k + PRIOR * k.mean(0)) / (counts + PRIOR) * counts
+    if allowed is not None:
+        tq, tk = np.where(allowed, tq, -1e12), np.where(allowed, tk, 1e12)
+    return tq, tk
 
 
-def label_ids(mixes: tuple[Mix, ...], plans: int) -> Ints:
-    """The library label of each region: its plan when pure, its own label when a mix."""
-    return np.array([m.low if m.pure else plans + r for r, m in enumerate(mixes)], np.int64)
+def label_ids(lay: Layout, mixes: tuple[Mix, ...], plans: int) -> Ints:
+    """The library label of each region: its plan when one pure cell, else its own label."""
+    return np.array([mixes[o].low if not c and mixes[o].pure else plans + r
+                     for r, (c, o) in enumerate(zip(lay.conditional, lay.offsets))], np.int64)
 
 
-def served(mixes: tuple[Mix, ...], plans: int, labels: Ints, values: Floats) -> Floats:
-    """Expected value (quality or cost) of each row under the label it got (values: (n, plans))."""
+def served(lay: Layout, mixes: tuple[Mix, ...], plans: int, labels: Ints, keys: Ints, values: Floats) -> Floats:
+    """Expected value (quality or cost) of each row under the label it got and its first-model key
+    (values: (n, plans))."""
     rows = np.arange(len(labels))
     out = values[rows, np.minimum(labels, plans - 1)].astype(np.float64)
-    for r, m in enumerate(mixes):
-        if not m.pure:
-            hit = labels == plans + r
-            out[hit] = (1 - m.share) * values[hit, m.low] + m.share * values[hit, m.high]
+    own = labels >= plans
+    cells = lay.cell(np.where(own, labels - plans, 0), keys)
+    for c in np.unique(cells[own]):
+        m, hit = mixes[c], own & (cells == c)
+        out[hit] = (1 - m.share) * values[hit, m.low] + m.share * values[hit, m.high]
     return out
 
 
@@ -160,40 +171,47 @@ def fold_shuffles(n: int) -> list[Ints]:
     return out
 
 
-def margin_totals(q: Floats, k: Floats, assign: Ints, regions: int, base: int, goal: float,
-                  route: Callable[[Ints], Ints], q_te: Floats, k_te: Floats) -> tuple[Floats, Floats]:
-    """Held-out (quality, cost) totals per margin (arrays of len(MARGINS)) of regions fitted on
-    (q, k, assign). ``route`` labels the held-out rows given each region's label id."""
+def margin_totals(q: Floats, k: Floats, cells: Ints, lay: Layout, allowed: Bools, base: int, goal: float,
+                  route: Callable[[Ints], Ints], q_te: Floats, k_te: Floats, keys_te: Ints) -> tuple[Floats, Floats]:
+    """Held-out (quality, cost) totals per margin (arrays of len(MARGINS)) of cells fitted on
+    (q, k, cells). ``route`` labels the held-out rows given each region's label id."""
     plans = q.shape[1]
-    rq, rk = region_totals(q, k, assign, regions)
+    rq, rk = cell_totals(q, k, cells, lay, allowed)
     total_q, total_k = np.zeros(len(MARGINS)), np.zeros(len(MARGINS))
     for j, margin in enumerate(MARGINS):
         mixes = allocate(rq, rk, (goal + margin) * q[:, base].sum())
-        got = route(label_ids(mixes, plans))
-        total_q[j] = served(mixes, plans, got, q_te).sum()
-        total_k[j] = served(mixes, plans, got, k_te).sum()
+        got = route(label_ids(lay, mixes, plans))
+        total_q[j] = served(lay, mixes, plans, got, keys_te, q_te).sum()
+        total_k[j] = served(lay, mixes, plans, got, keys_te, k_te).sum()
     return total_q, total_k
 
 
-def _oof(vecs: Vectors, q: Floats, k: Floats, base: int, goal: float, regions: int,
-         folds: Ints) -> tuple[Floats, Floats]:
+def _keys(cond: Conditioning | None, n: int) -> Ints:
+    return cond.key if cond is not None else np.zeros(n, np.int64)
+
+
+def _oof(vecs: Vectors, q: Floats, k: Floats, base: int, goal: float, regions: int, folds: Ints,
+         cond: Conditioning | None) -> tuple[Floats, Floats]:
     """Out-of-fold (quality, cost) totals per margin for one R: arrays of len(MARGINS)."""
     labels = q.shape[1] + regions
+    keys = _keys(cond, len(q))
     total_q, total_k = np.zeros(len(MARGINS)), np.zeros(len(MARGINS))
     for f in range(FOLDS):
         tr, te = folds != f, folds == f
         _, assign = spherical_kmeans(vecs[tr], regions, seed=f)
+        lay = layout(assign, regions, cond, keys[tr])
         near, weights = neighbours(vecs[tr], vecs[te])
-        oq, ok = margin_totals(q[tr], k[tr], assign, regions, base, goal,
-                               lambda ids: tally(near, weights, ids[assign], labels), q[te], k[te])
+        oq, ok = margin_totals(q[tr], k[tr], lay.cell(assign, keys[tr]), lay, lay.allowed(q.shape[1], cond), base, goal,
+                               lambda ids: tally(near, weights, ids[assign], labels), q[te], k[te], keys[te])
         total_q += oq
         total_k += ok
     return total_q, total_k
 
 
 def fit(vecs: Vectors, q: Floats, k: Floats, baseline: int, target: float,
-        progress: Callable[[int, int], None] | None = None) -> Fit:
-    """Choose (R, margin) by cross-fitting and fit on everything. ``baseline``: the baseline's plan."""
+        progress: Callable[[int, int], None] | None = None, cond: Conditioning | None = None) -> Fit:
+    """Choose (R, margin) by cross-fitting and fit on everything. ``baseline``: the baseline's plan;
+    ``cond``: serve regions by the first model's answer where most prompts get a key."""
     shuffles = fold_shuffles(len(vecs))
     base_q, base_k = q[:, baseline].sum(), k[:, baseline].sum()
     best: tuple[float, float, int, float] | None = None  # (cost, -quality, R, margin)
@@ -202,7 +220,7 @@ def fit(vecs: Vectors, q: Floats, k: Floats, baseline: int, target: float,
     for step, regions in enumerate(usable):
         tq, tk = np.zeros(len(MARGINS)), np.zeros(len(MARGINS))
         for folds in shuffles:
-            oq, ok = _oof(vecs, q, k, baseline, target, regions, folds)
+            oq, ok = _oof(vecs, q, k, baseline, target, regions, folds, cond)
             tq += oq / len(shuffles)
             tk += ok / len(shuffles)
         for j, margin in enumerate(MARGINS):
@@ -217,6 +235,8 @@ def fit(vecs: Vectors, q: Floats, k: Floats, baseline: int, target: float,
     assert chosen is not None
     cost, neg_quality, regions, margin = chosen
     _, assign = spherical_kmeans(vecs, regions, seed=0)
-    rq, rk = region_totals(q, k, assign, regions)
+    keys = _keys(cond, len(q))
+    lay = layout(assign, regions, cond, keys)
+    rq, rk = cell_totals(q, k, lay.cell(assign, keys), lay, lay.allowed(q.shape[1], cond))
     mixes = allocate(rq, rk, (target + margin) * base_q)
-    return Fit(regions, margin, assign.astype(np.int64), mixes, -neg_quality, cost)
+    return Fit(regions, margin, assign.astype(np.int64), lay, mixes, -neg_quality, cost)

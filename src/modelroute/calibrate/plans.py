@@ -6,7 +6,9 @@ stands when every checker agrees (compared as
 :func:`~modelroute.routing.strategies.checks.normalise_answer` does at run time; the first to
 disagree ends the check, so later checkers cost nothing), else the request escalates to the top
 model. Its recorded correctness and cost per prompt follow from the dataset alone, which is how
-the cascade is replayed with recorded cheap models as judges.
+the cascade is replayed with recorded cheap models as judges. A cascade without checkers accepts
+the first model's answer unless it is empty; ``escalate:<first>`` asks the first model and then
+always the top one. These two only make sense by answer (:mod:`~modelroute.calibrate.cells`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from itertools import permutations
 import numpy as np
 from numpy.typing import NDArray
 
+from modelroute.calibrate.cells import Conditioning, frequent_answers, key_ids
 from modelroute.calibrate.data import Dataset
 from modelroute.routing.strategies.checks import normalise_answer
 
@@ -34,6 +37,10 @@ class Plan:
     def checkers(self) -> tuple[str, ...]:
         return self.models[1:-1]
 
+    @property
+    def escalates(self) -> bool:
+        return self.name.startswith("escalate:")
+
 
 def single(model: str) -> Plan:
     return Plan(f"model:{model}", (model,))
@@ -43,10 +50,15 @@ def cascade(first: str, checkers: tuple[str, ...], top: str) -> Plan:
     return Plan(f"cascade:{'+'.join((first, *checkers))}", (first, *checkers, top))
 
 
+def escalation(first: str, top: str) -> Plan:
+    return Plan(f"escalate:{first}", (first, top))
+
+
 def candidate_plans(data: Dataset, top: str, cascades: bool, pair_count: int = 3, triple_count: int = 5) -> list[Plan]:
     """Every model; with ``cascades``, agreement cascades escalating to ``top`` among the models
     that cost under a third of it: one checker among the ``pair_count`` most accurate of them,
-    two checkers among the ``triple_count`` most accurate."""
+    two checkers among the ``triple_count`` most accurate; and for serving by answer, the most
+    accurate of them accepted unchecked, or always escalated."""
     plans = [single(m) for m in data.models]
     if not cascades:
         return plans
@@ -55,7 +67,22 @@ def candidate_plans(data: Dataset, top: str, cascades: bool, pair_count: int = 3
     cheap.sort(key=lambda m: -data.correct[:, data.column(m)].mean())
     plans += [cascade(a, (b,), top) for a, b in permutations(cheap[:pair_count], 2)]
     plans += [cascade(a, (b, c), top) for a, b, c in permutations(cheap[:triple_count], 3)]
-    return plans
+    return plans + [cascade(cheap[0], (), top), escalation(cheap[0], top)] if cheap else plans
+
+
+def first_answers(data: Dataset, first: str) -> list[str]:
+    return [normalise_answer(row[data.column(first)]) for row in data.answers]
+
+
+def conditioning(data: Dataset, plans: list[Plan]) -> Conditioning | None:
+    """Serving by the answer of the first model of the unchecked cascade, if the plans have one."""
+    first = next((p.models[0] for p in plans if p.is_cascade and not p.checkers and not p.escalates), None)
+    if first is None:
+        return None
+    answers = first_answers(data, first)
+    keys = frequent_answers(answers)
+    mask = np.array([p.is_cascade and p.models[0] == first for p in plans])
+    return Conditioning(first, keys, key_ids(answers, keys), mask)
 
 
 def outcomes(data: Dataset, plan: Plan, normalised: dict[int, list[str]] | None = None) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -64,6 +91,8 @@ def outcomes(data: Dataset, plan: Plan, normalised: dict[int, list[str]] | None 
     cols = [data.column(m) for m in plan.models]
     if not plan.is_cascade:
         return data.correct[:, cols[0]], data.cost[:, cols[0]]
+    if plan.escalates:
+        return data.correct[:, cols[-1]], data.cost[:, cols[0]] + data.cost[:, cols[-1]]
     first, checkers, top = cols[0], cols[1:-1], cols[-1]
     answers = {} if normalised is None else normalised
     for c in (first, *checkers):
@@ -71,7 +100,7 @@ def outcomes(data: Dataset, plan: Plan, normalised: dict[int, list[str]] | None 
             answers[c] = [normalise_answer(row[c]) for row in data.answers]
     mine = answers[first]
     asked = np.array([bool(row[first].strip()) for row in data.answers])  # an empty answer fails before any checker
-    agree = asked & np.array([bool(a) for a in mine])
+    agree = asked & np.array([bool(a) or not checkers for a in mine])  # an empty normalised answer agrees with none
     cost = data.cost[:, first].copy()
     for c in checkers:
         cost += np.where(asked, data.cost[:, c], 0.0)  # asked only while every earlier checker agreed

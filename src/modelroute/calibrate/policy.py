@@ -3,22 +3,25 @@
 The policy names the dataset's models by their ids (registry name = upstream model id), prices
 them from :data:`ROUTERBENCH_PRICES` or a ``--prices`` file, routes every request through one
 embedding strategy whose library sits beside the policy (``library.npz``), and maps each
-cascade label to a cascade strategy (first model, then the agreement check with the second,
-then the top model) and each mixed region's label (``mix:<region>``) to a split strategy that
-serves a share of the region's prompts with each of its two plans. Its one provider is a
-placeholder to fill in before serving.
+cascade label to a cascade strategy (first model, then the agreement check with the checkers,
+then the top model), each region served by answer (``answers:<region>``) to a cascade whose
+``byAnswer`` rules give each of the first model's answers its cell's plan, and a mixed region or
+cell to a split strategy serving a share of the region's prompts with each of its two ways. Its
+one provider is a placeholder to fill in before serving.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from collections.abc import Mapping
 from typing import Any
 
 import yaml
 
+from modelroute.calibrate.cells import Layout
 from modelroute.calibrate.fit import Mix
 from modelroute.calibrate.plans import Plan
 from modelroute.embedding.text import MAX_CHARS, MIN_CHARS
@@ -61,29 +64,76 @@ def label_of(plan: Plan) -> str:
 
 
 def strategy_name(plan: Plan) -> str:
-    return "cascade-" + "-".join(m.split("/")[-1] for m in plan.models[:-1]).lower().replace(".", "")
+    return ("escalate-" if plan.escalates else "cascade-") + "-".join(m.split("/")[-1] for m in plan.models[:-1]).lower().replace(".", "")
 
 
-def region_labels(plans: list[Plan], mixes: tuple[Mix, ...]) -> list[str]:
-    """The library label of each region: its plan's label, or ``mix:<region>`` for a mix."""
-    return [label_of(plans[m.low]) if m.pure else f"mix:{r}" for r, m in enumerate(mixes)]
+def region_labels(plans: list[Plan], lay: Layout, mixes: tuple[Mix, ...]) -> list[str]:
+    """The library label of each region: its plan's label, ``answers:<region>`` when served by
+    answer, or ``mix:<region>`` for a mix."""
+    out = []
+    for r, (conditional, cell) in enumerate(zip(lay.conditional, lay.offsets)):
+        out.append(f"answers:{r}" if conditional else label_of(plans[mixes[cell].low]) if mixes[cell].pure else f"mix:{r}")
+    return out
 
 
 def _target(plan: Plan) -> dict[str, str]:
     return {"strategy": strategy_name(plan)} if plan.is_cascade else {"model": plan.models[0]}
 
 
+def _cascade(plan: Plan) -> dict[str, Any]:
+    checks: dict[str, Any] = {}
+    if plan.checkers:
+        checks["agreement"] = {"model": plan.checkers[0]} if len(plan.checkers) == 1 else {"models": list(plan.checkers)}
+    return {"type": "cascade", "chain": [plan.models[0], plan.models[-1]], "checks": checks}
+
+
+def _rule(key: str, plan: Plan) -> dict[str, Any]:
+    match = f"^{re.escape(key)}$" if key else ""  # the last cell: any other answer
+    if plan.escalates:
+        return {"match": match, "then": "escalate"}
+    return {"match": match, "agreement": list(plan.checkers)} if plan.checkers else {"match": match, "then": "accept"}
+
+
+def _by_answer(plans: list[Plan], lay: Layout, mixes: tuple[Mix, ...], region: int) -> tuple[list[dict[str, Any]], float]:
+    """The region's cascade by answer; or two (its mixed cell's low and high plan), and the share
+    of the second."""
+    start = int(lay.offsets[region])
+    keys = (*lay.keys, "")
+    cells = [mixes[start + i] for i in range(len(keys))]
+    chain = [plans[cells[0].low].models[0], plans[cells[0].low].models[-1]]
+
+    def way(rules: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"type": "cascade", "chain": chain, "checks": {"byAnswer": rules}}
+
+    low = way([_rule(key, plans[m.low]) for key, m in zip(keys, cells)])
+    for i, m in enumerate(cells):
+        if not m.pure:
+            return [low, way([_rule(key, plans[c.high if j == i else c.low]) for j, (key, c) in enumerate(zip(keys, cells))])], m.share
+    return [low], 0.0
+
+
 def policy_document(name: str, models: tuple[str, ...], prices: Mapping[str, tuple[float, float]], baseline: str,
-                    default: str, plans: list[Plan], mixes: tuple[Mix, ...], base_url: str, k: int) -> dict[str, Any]:
+                    default: str, plans: list[Plan], lay: Layout, mixes: tuple[Mix, ...], base_url: str,
+                    k: int) -> dict[str, Any]:
     strategies: dict[str, Any] = {}
     labels: dict[str, Any] = {}
-    used = sorted({i for m in mixes for i in ((m.low,) if m.pure else (m.low, m.high))})
-    for plan in (plans[i] for i in used):
-        if plan.is_cascade:
-            first, top = plan.models[0], plan.models[-1]
-            agreement = {"model": plan.checkers[0]} if len(plan.checkers) == 1 else {"models": list(plan.checkers)}
-            strategies[strategy_name(plan)] = {"type": "cascade", "chain": [first, top], "checks": {"agreement": agreement}}
-    for region, (label, mix) in enumerate(zip(region_labels(plans, mixes), mixes)):
+    for region, label in enumerate(region_labels(plans, lay, mixes)):
+        mix = mixes[int(lay.offsets[region])]
+        if lay.conditional[region]:
+            ways, share = _by_answer(plans, lay, mixes, region)
+            strategies[f"answers-{region}"] = ways[0]
+            labels[label] = {"strategy": f"answers-{region}"}
+            if len(ways) > 1:
+                strategies[f"answers-{region}-b"] = ways[1]
+                high = round(share, 6)
+                strategies[f"split-{region}"] = {"type": "split", "targets": [
+                    {"strategy": f"answers-{region}", "share": round(1.0 - high, 6)},
+                    {"strategy": f"answers-{region}-b", "share": high}]}
+                labels[label] = {"strategy": f"split-{region}"}
+            continue
+        for plan in {plans[mix.low], plans[mix.high]}:
+            if plan.is_cascade:
+                strategies[strategy_name(plan)] = _cascade(plan)
         if mix.pure and plans[mix.low].is_cascade:
             labels[label] = {"strategy": strategy_name(plans[mix.low])}
         elif not mix.pure:

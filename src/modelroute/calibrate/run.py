@@ -15,6 +15,7 @@ from modelroute.calibrate import data as datamod
 from modelroute.calibrate import fit as fitmod
 from modelroute.calibrate import plans as plansmod
 from modelroute.calibrate import policy as policymod
+from modelroute.calibrate.cells import Conditioning, key_ids
 from modelroute.calibrate.report import Line, compare
 from modelroute.embedding.library import Library
 from modelroute.embedding.text import MAX_CHARS, MIN_CHARS, discriminating_text
@@ -75,15 +76,21 @@ def embed_prompts(prompts: list[str], cache: str | None, progress: Progress) -> 
     return out
 
 
-def realise(mixes: tuple[fitmod.Mix, ...], plans: int, labels: NDArray[np.int64], prompts: list[str]) -> NDArray[np.int64]:
-    """The plan serving each prompt given its label (:func:`~modelroute.calibrate.fit.label_ids`),
-    a mixed region's split decided by the prompt's hash exactly as the split strategy decides it."""
+def realise(fitted: fitmod.Fit, plans: int, labels: NDArray[np.int64], keys: NDArray[np.int64], prompts: list[str]) -> NDArray[np.int64]:
+    """The plan serving each prompt given its label (:func:`~modelroute.calibrate.fit.label_ids`)
+    and first-model key, a mixed cell's split decided by the prompt's hash exactly as the split
+    strategy decides it."""
     out = np.minimum(labels, plans - 1)
-    for i, label in enumerate(labels):
-        if label >= plans:
-            mix = mixes[int(label) - plans]
-            out[i] = mix.high if pick((1.0 - mix.share, mix.share), bucket(prompts[i])) == 1 else mix.low
+    own = np.flatnonzero(labels >= plans)
+    cells = fitted.layout.cell(labels[own] - plans, keys[own])
+    for i, cell in zip(own, cells):
+        mix = fitted.mixes[int(cell)]
+        out[i] = mix.high if not mix.pure and pick((1.0 - mix.share, mix.share), bucket(prompts[i])) == 1 else mix.low
     return out
+
+
+def _keys(data: datamod.Dataset, cond: Conditioning | None) -> NDArray[np.int64]:
+    return key_ids(plansmod.first_answers(data, cond.first), cond.keys) if cond else np.zeros(len(data), np.int64)
 
 
 def _fit_and_score(ds: datamod.Dataset, vecs: NDArray[np.float32], train: NDArray[np.int64], test: NDArray[np.int64],
@@ -94,15 +101,16 @@ def _fit_and_score(ds: datamod.Dataset, vecs: NDArray[np.float32], train: NDArra
     base = [p.name for p in plans].index(plansmod.single(baseline).name)
     unit = max(float(k[:, base].mean()), 1e-12)
     stage = "fitting (with cascades)" if cascades else "fitting (embedding alone)"
-    fitted = fitmod.fit(vecs[train], q, k / unit, base, opts.target, lambda d, t: progress(stage, d, t))
+    cond = plansmod.conditioning(tr, plans) if cascades else None
+    fitted = fitmod.fit(vecs[train], q, k / unit, base, opts.target, lambda d, t: progress(stage, d, t), cond)
     lines: list[Line] = []
     if len(test):
         te = ds.subset(test)
         tq, tk = plansmod.outcome_matrix(te, plans)
-        ids = fitmod.label_ids(fitted.mixes, len(plans))
+        ids = fitmod.label_ids(fitted.layout, fitted.mixes, len(plans))
         got = fitmod.vote(vecs[train], ids[fitted.assign], vecs[test], len(plans) + fitted.regions)
         name = "embedding router + cascades" if cascades else "embedding router"
-        chosen = realise(fitted.mixes, len(plans), got, te.prompts)
+        chosen = realise(fitted, len(plans), got, _keys(te, cond), te.prompts)
         lines = compare(plans, tq, tk, chosen, base, opts.target, q, name)
     return fitted, plans, lines
 
@@ -120,7 +128,7 @@ def calibrate(opts: Options, progress: Progress = _noop) -> Result:
     alone: list[Line] = []
     if opts.cascades and len(test):
         alone = _fit_and_score(ds, vecs, train, test, baseline, opts, False, progress)[2][:1]
-    region_label = policymod.region_labels(plans, fitted.mixes)
+    region_label = policymod.region_labels(plans, fitted.layout, fitted.mixes)
     labels = [region_label[int(r)] for r in fitted.assign]
     tr = ds.subset(train)
     quality = np.stack([plansmod.outcomes(tr, plansmod.single(m))[0] for m in ds.models], 1).astype(np.float32)
@@ -130,9 +138,10 @@ def calibrate(opts: Options, progress: Progress = _noop) -> Result:
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     library.save(out / policymod.LIBRARY_FILE)
-    doc = policymod.policy_document(opts.name, ds.models, prices, baseline, baseline, plans, fitted.mixes,
-                                     opts.base_url, fitmod.K)
+    doc = policymod.policy_document(opts.name, ds.models, prices, baseline, baseline, plans, fitted.layout,
+                                     fitted.mixes, opts.base_url, fitmod.K)
     summary = {"target": opts.target, "regions": fitted.regions, "margin": fitted.margin,
+               "by_answer": [r for r, c in enumerate(fitted.layout.conditional) if c],
                "out_of_fold": {"quality_vs_baseline": round(fitted.oof_quality, 4), "cost_vs_baseline": round(fitted.oof_cost, 4)},
                "held_out": {ln.name: {"accuracy": round(ln.accuracy, 4), "quality_vs_baseline": round(ln.quality_ratio, 4),
                                       "cost_vs_baseline": round(ln.cost_ratio, 4)} for ln in lines + alone}}

@@ -114,7 +114,7 @@ def _by_answer(cfg: Config, rules: Any) -> tuple[AnswerRule, ...]:
     return tuple(out)
 
 
-def _regex(cfg: Config, value: Any, at: tuple[str, ...]) -> re.Pattern[str] | None:
+def _regex(cfg: Config, value: Any, at: tuple[str | int, ...]) -> re.Pattern[str] | None:
     if value is None:
         return None
     try:
