@@ -31,7 +31,7 @@ import numpy as np
 from modelroute.calibrate import data as datamod
 from modelroute.calibrate import fit as fitmod
 from modelroute.calibrate import plans as plansmod
-from modelroute.calibrate.cells import Conditioning, key_ids, layout
+from modelroute.calibrate.cells import Conditioning, layout
 from modelroute.calibrate.report import Line, score, table
 from modelroute.calibrate.run import Options, calibrate, realise
 
@@ -74,8 +74,7 @@ def classifier_line(name: str, tr: datamod.Dataset, te: datamod.Dataset, cascade
     tq, tk = plansmod.outcome_matrix(te, plans)
     tk = tk + te.cost[:, te.column(CLASSIFIER)][:, None]
     labels = fitmod.label_ids(fitted.layout, fitted.mixes, len(plans))[[tasks.index(t) for t in te.tasks]]
-    keys = key_ids(plansmod.first_answers(te, cond.first), cond.keys) if cond else np.zeros(len(te), np.int64)
-    chosen = realise(fitted, len(plans), labels, keys, te.prompts)
+    chosen = realise(fitted, len(plans), labels, plansmod.answer_keys(te, cond), te.prompts)
     rows = np.arange(len(te))
     col = te.column(BASELINE)
     return score(name, tq[rows, chosen], tk[rows, chosen], te.correct[:, col], te.cost[:, col])

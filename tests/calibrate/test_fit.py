@@ -108,7 +108,6 @@ def test_keys_and_the_cells_of_regions_served_by_answer() -> None:
     lay = layout(assign, 2, cond, key)
     assert lay.conditional == (True, False) and lay.cells == 4 and lay.offsets.tolist() == [0, 3]
     assert lay.cell(np.array([0, 0, 0, 1]), np.array([0, 1, 2, 0])).tolist() == [0, 1, 2, 3]
-    assert lay.region_of(2) == 0 and lay.region_of(3) == 1
     assert lay.allowed(3, cond).tolist() == [[False, True, True]] * 3 + [[True, True, True]]
     # A region by answer has its own label; each prompt is served by its answer's cell.
     mixes = (Mix(1, 1, 0.0), Mix(2, 2, 0.0), Mix(1, 2, 0.5), Mix(0, 0, 0.0))

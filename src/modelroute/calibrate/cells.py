@@ -76,9 +76,6 @@ class Layout:
         cells: Ints = self.offsets[regions] + np.where(conditional, keys, 0)
         return cells
 
-    def region_of(self, cell: int) -> int:
-        return int(np.searchsorted(self.offsets, cell, side="right") - 1)
-
     def allowed(self, plans: int, conditioning: Conditioning | None) -> Bools:
         """(cells, plans): which plans may serve each cell."""
         out = np.ones((self.cells, plans), bool)

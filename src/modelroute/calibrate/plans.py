@@ -74,6 +74,12 @@ def first_answers(data: Dataset, first: str) -> list[str]:
     return [normalise_answer(row[data.column(first)]) for row in data.answers]
 
 
+def answer_keys(data: Dataset, cond: Conditioning | None) -> NDArray[np.int64]:
+    """The key of every prompt of ``data`` (other prompts than ``cond`` was made from); zeros
+    without serving by answer."""
+    return key_ids(first_answers(data, cond.first), cond.keys) if cond else np.zeros(len(data), np.int64)
+
+
 def conditioning(data: Dataset, plans: list[Plan]) -> Conditioning | None:
     """Serving by the answer of the first model of the unchecked cascade, if the plans have one."""
     first = next((p.models[0] for p in plans if p.is_cascade and not p.checkers and not p.escalates), None)

@@ -15,7 +15,6 @@ from modelroute.calibrate import data as datamod
 from modelroute.calibrate import fit as fitmod
 from modelroute.calibrate import plans as plansmod
 from modelroute.calibrate import policy as policymod
-from modelroute.calibrate.cells import Conditioning, key_ids
 from modelroute.calibrate.report import Line, compare
 from modelroute.embedding.library import Library
 from modelroute.embedding.text import MAX_CHARS, MIN_CHARS, discriminating_text
@@ -89,10 +88,6 @@ def realise(fitted: fitmod.Fit, plans: int, labels: NDArray[np.int64], keys: NDA
     return out
 
 
-def _keys(data: datamod.Dataset, cond: Conditioning | None) -> NDArray[np.int64]:
-    return key_ids(plansmod.first_answers(data, cond.first), cond.keys) if cond else np.zeros(len(data), np.int64)
-
-
 def _fit_and_score(ds: datamod.Dataset, vecs: NDArray[np.float32], train: NDArray[np.int64], test: NDArray[np.int64],
                    baseline: str, opts: Options, cascades: bool, progress: Progress) -> tuple[fitmod.Fit, list[plansmod.Plan], list[Line]]:
     tr = ds.subset(train)
@@ -110,7 +105,7 @@ def _fit_and_score(ds: datamod.Dataset, vecs: NDArray[np.float32], train: NDArra
         ids = fitmod.label_ids(fitted.layout, fitted.mixes, len(plans))
         got = fitmod.vote(vecs[train], ids[fitted.assign], vecs[test], len(plans) + fitted.regions)
         name = "embedding router + cascades" if cascades else "embedding router"
-        chosen = realise(fitted, len(plans), got, _keys(te, cond), te.prompts)
+        chosen = realise(fitted, len(plans), got, plansmod.answer_keys(te, cond), te.prompts)
         lines = compare(plans, tq, tk, chosen, base, opts.target, q, name)
     return fitted, plans, lines
 
