@@ -101,7 +101,7 @@ def splits(data: str, target: float, count: int) -> None:
     met, seen = 0, []
     for i in range(count):
         with tempfile.TemporaryDirectory() as out:
-            result = calibrate(Options(data, target, out, vectors=str(VECTORS), baseline=BASELINE, salt=f"split-{i}"))
+            result = calibrate(Options(data, target, out, vectors=str(VECTORS), baseline=BASELINE, salt=f"split-{i}", refit=False))
         combo, alone = result.lines[0], result.alone[0]
         ok = combo.quality_ratio >= 0.97 and combo.cost_ratio <= 0.35
         met += ok
@@ -126,7 +126,7 @@ def main() -> None:
     ds = datamod.load(args.data)
     held = datamod.held_out(ds.ids, 0.25)
     tr, te = ds.subset(np.where(~held)[0]), ds.subset(np.where(held)[0])
-    result = calibrate(Options(args.data, args.target, args.out, vectors=str(VECTORS), baseline=BASELINE))
+    result = calibrate(Options(args.data, args.target, args.out, vectors=str(VECTORS), baseline=BASELINE, refit=False))
     lines = [result.lines[0], *result.alone, cascade_line(tr, te, args.target),
              classifier_line("classifier (task labels) alone", tr, te, False, args.target),
              classifier_line("classifier (task labels) + cascades", tr, te, True, args.target),

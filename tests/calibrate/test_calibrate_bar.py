@@ -55,8 +55,9 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def calibrated(tmp_path_factory: pytest.TempPathFactory) -> Result:
+    """The policy fitted on the training part: the one the held-out report describes."""
     out = tmp_path_factory.mktemp("calibrated")
-    return calibrate(Options(str(DATA), 0.97, str(out), vectors=str(VECTORS), baseline=BASELINE))
+    return calibrate(Options(str(DATA), 0.97, str(out), vectors=str(VECTORS), baseline=BASELINE, refit=False))
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +84,22 @@ def test_calibration_report(calibrated: Result) -> None:
     assert compiled.baseline == BASELINE and len(compiled.models) == 11
     assert compiled.strategies["router"]["library"] == str(calibrated.policy.parent / "library.npz")
     assert doc["spec"]["models"][0]["pricing"]["input"] > 0
+
+
+def test_the_written_policy_is_fitted_again_on_every_prompt(tmp_path: Path) -> None:
+    """By default the policy written is fitted on all 2,205 prompts (the report's fit saw 1,665):
+    its own cross-validation on them is 97.2% at 33.2% of gpt-4's cost."""
+    result = calibrate(Options(str(DATA), 0.97, str(tmp_path), vectors=str(VECTORS), baseline=BASELINE))
+    assert result.fitted_on == 2205 and result.reported is not None and result.reported is not result.fit
+    assert result.lines[0].quality_ratio >= 0.97  # the report is still of the training part's fit
+    fitted = result.fit
+    assert fitted is not None and len(fitted.assign) == 2205
+    assert fitted.oof_quality >= 0.97 and fitted.oof_cost <= 0.35, fitted
+    compiled = compile_text(result.policy.read_text(), str(result.policy.parent))
+    Router(compiled)  # every strategy of it builds
+    with np.load(tmp_path / "library.npz") as library:
+        assert len(library["vectors"]) == 2205
+    assert '"fitted_on_prompts": 2205' in result.policy.read_text()
 
 
 async def _route(router: Router, client: ProxyModelClient, prompt: str) -> tuple[str, float]:

@@ -36,6 +36,7 @@ class Options:
     base_url: str = "http://127.0.0.1:8000/v1"
     name: str = "calibrated"
     salt: str = "modelroute"
+    refit: bool = True  # write the policy fitted again on every prompt (the held-out report is of the training part's fit)
 
 
 @dataclass
@@ -43,8 +44,10 @@ class Result:
     policy: Path
     lines: list[Line]
     alone: list[Line] = field(default_factory=list)  # the embedding router without cascades
-    fit: fitmod.Fit | None = None
+    fit: fitmod.Fit | None = None  # the written policy's
     plans: list[plansmod.Plan] = field(default_factory=list)
+    reported: fitmod.Fit | None = None  # the fit the held-out lines are of (on the training part)
+    fitted_on: int = 0  # prompts the written policy was fitted on
 
 
 def _noop(stage: str, done: int, total: int) -> None:
@@ -96,6 +99,7 @@ def _fit_and_score(ds: datamod.Dataset, vecs: NDArray[np.float32], train: NDArra
     base = [p.name for p in plans].index(plansmod.single(baseline).name)
     unit = max(float(k[:, base].mean()), 1e-12)
     stage = "fitting (with cascades)" if cascades else "fitting (embedding alone)"
+    stage = stage if len(test) or not opts.holdout else "refitting on every prompt"
     cond = plansmod.conditioning(tr, plans) if cascades else None
     fitted = fitmod.fit(vecs[train], q, k / unit, base, opts.target, lambda d, t: progress(stage, d, t), cond)
     lines: list[Line] = []
@@ -123,6 +127,10 @@ def calibrate(opts: Options, progress: Progress = _noop) -> Result:
     alone: list[Line] = []
     if opts.cascades and len(test):
         alone = _fit_and_score(ds, vecs, train, test, baseline, opts, False, progress)[2][:1]
+    reported = fitted
+    if opts.refit and len(test):  # more prompts fit better: on this data 75% of the file beats 56% by ~6 points of cost
+        train = np.arange(len(ds))
+        fitted, plans, _ = _fit_and_score(ds, vecs, train, train[:0], baseline, opts, opts.cascades, progress)
     region_label = policymod.region_labels(plans, fitted.layout, fitted.mixes)
     labels = [region_label[int(r)] for r in fitted.assign]
     tr = ds.subset(train)
@@ -135,10 +143,11 @@ def calibrate(opts: Options, progress: Progress = _noop) -> Result:
     library.save(out / policymod.LIBRARY_FILE)
     doc = policymod.policy_document(opts.name, ds.models, prices, baseline, baseline, plans, fitted.layout,
                                      fitted.mixes, opts.base_url, fitmod.K)
-    summary = {"target": opts.target, "regions": fitted.regions, "margin": fitted.margin,
+    summary = {"target": opts.target, "regions": fitted.regions, "margin": fitted.margin, "fitted_on_prompts": len(train),
                "by_answer": [r for r, c in enumerate(fitted.layout.conditional) if c],
                "out_of_fold": {"quality_vs_baseline": round(fitted.oof_quality, 4), "cost_vs_baseline": round(fitted.oof_cost, 4)},
+               "held_out_report_fitted_on_prompts": int((~held).sum()),
                "held_out": {ln.name: {"accuracy": round(ln.accuracy, 4), "quality_vs_baseline": round(ln.quality_ratio, 4),
                                       "cost_vs_baseline": round(ln.cost_ratio, 4)} for ln in lines + alone}}
     path = policymod.write(out, doc, summary)
-    return Result(path, lines, alone, fitted, plans)
+    return Result(path, lines, alone, fitted, plans, reported, len(train))

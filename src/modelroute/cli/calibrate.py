@@ -3,8 +3,9 @@
     modelroute calibrate --data FILE --target 0.97 --out DIR
 
 Reads routerbench-format JSON lines, holds out a split, fits the router on the rest, prints its
-held-out quality and cost against always-the-baseline and the best single models, and writes
-``DIR/policy.yaml`` with ``DIR/library.npz`` beside it.
+held-out quality and cost against always-the-baseline and the best single models, fits it again
+on every prompt (unless --no-refit), and writes that policy: ``DIR/policy.yaml`` with
+``DIR/library.npz`` beside it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from modelroute.calibrate.fit import Fit
 
 
 class Bar:
@@ -53,6 +57,9 @@ def register(sub: Any) -> None:
     p.add_argument("--holdout", type=float, default=0.25, help="fraction of prompts held out for the report (default 0.25)")
     p.add_argument("--baseline", help="baseline model (default: the most accurate)")
     p.add_argument("--no-cascades", dest="cascades", action="store_false", help="regions choose single models only")
+    p.add_argument("--no-refit", dest="refit", action="store_false",
+                   help="write the policy fitted on the training split (the one the held-out report describes), "
+                        "not the one fitted again on every prompt")
     p.add_argument("--prices", help="YAML/JSON {model: {input, output}} USD per 1M tokens (built in: RouterBench models)")
     p.add_argument("--vectors", help="cache file (.npz) for the prompts' vectors, reused when it matches")
     p.add_argument("--base-url", default="http://127.0.0.1:8000/v1", help="the provider URL written into the policy")
@@ -69,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     bar = Bar()
     opts = Options(args.data, args.target, args.out, args.holdout, args.cascades, args.baseline, args.prices,
-                   args.vectors, args.base_url, args.name)
+                   args.vectors, args.base_url, args.name, refit=args.refit)
     try:
         result = calibrate(opts, bar)
     except (OSError, ValueError, KeyError) as exc:
@@ -77,14 +84,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"modelroute calibrate: {exc}", file=sys.stderr)
         return 1
     bar.close()
-    fitted = result.fit
-    assert fitted is not None
-    mixed = sum(not m.pure for m in fitted.mixes)
-    print(f"regions: {fitted.regions} ({mixed} split between two plans), fitted {fitted.margin:.2%} above the target; "
-          f"out-of-fold on the training split: "
-          f"{fitted.oof_quality:.1%} of the baseline's quality at {fitted.oof_cost:.1%} of its cost")
-    if result.lines:
+    if result.lines and result.reported is not None:
+        print(f"fitted on the training split: {_describe(result.reported)}")
         print(f"held-out split ({args.holdout:.0%} of the prompts):")
         print(table(result.lines + result.alone))
-    print(f"wrote {result.policy} and {result.policy.parent / 'library.npz'}")
+    assert result.fit is not None
+    print(f"wrote {result.policy} and {result.policy.parent / 'library.npz'}, fitted on {result.fitted_on} prompts: "
+          f"{_describe(result.fit)}")
     return 0
+
+
+def _describe(fitted: Fit) -> str:
+    by_answer = sum(fitted.layout.conditional)
+    mixed = sum(not m.pure for m in fitted.mixes)
+    return (f"{fitted.regions} regions ({by_answer} served by answer, {mixed} split between two plans), "
+            f"{fitted.margin:.2%} above the target; out-of-fold {fitted.oof_quality:.1%} of the baseline's quality "
+            f"at {fitted.oof_cost:.1%} of its cost")
