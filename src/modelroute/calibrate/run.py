@@ -92,14 +92,13 @@ def realise(fitted: fitmod.Fit, plans: int, labels: NDArray[np.int64], keys: NDA
 
 
 def _fit_and_score(ds: datamod.Dataset, vecs: NDArray[np.float32], train: NDArray[np.int64], test: NDArray[np.int64],
-                   baseline: str, opts: Options, cascades: bool, progress: Progress) -> tuple[fitmod.Fit, list[plansmod.Plan], list[Line]]:
+                   baseline: str, opts: Options, cascades: bool, progress: Progress,
+                   stage: str) -> tuple[fitmod.Fit, list[plansmod.Plan], list[Line]]:
     tr = ds.subset(train)
     plans = plansmod.candidate_plans(tr, baseline, cascades)
     q, k = plansmod.outcome_matrix(tr, plans)
     base = [p.name for p in plans].index(plansmod.single(baseline).name)
     unit = max(float(k[:, base].mean()), 1e-12)
-    stage = "fitting (with cascades)" if cascades else "fitting (embedding alone)"
-    stage = stage if len(test) or not opts.holdout else "refitting on every prompt"
     cond = plansmod.conditioning(tr, plans) if cascades else None
     fitted = fitmod.fit(vecs[train], q, k / unit, base, opts.target, lambda d, t: progress(stage, d, t), cond)
     lines: list[Line] = []
@@ -123,14 +122,16 @@ def calibrate(opts: Options, progress: Progress = _noop) -> Result:
     vecs = embed_prompts(ds.prompts, opts.vectors, progress)
     held = datamod.held_out(ds.ids, opts.holdout, opts.salt)
     train, test = np.where(~held)[0], np.where(held)[0]
-    fitted, plans, lines = _fit_and_score(ds, vecs, train, test, baseline, opts, opts.cascades, progress)
+    stage = "fitting (with cascades)" if opts.cascades else "fitting (embedding alone)"
+    fitted, plans, lines = _fit_and_score(ds, vecs, train, test, baseline, opts, opts.cascades, progress, stage)
     alone: list[Line] = []
     if opts.cascades and len(test):
-        alone = _fit_and_score(ds, vecs, train, test, baseline, opts, False, progress)[2][:1]
+        alone = _fit_and_score(ds, vecs, train, test, baseline, opts, False, progress, "fitting (embedding alone)")[2][:1]
     reported = fitted
     if opts.refit and len(test):  # more prompts fit better: on this data 75% of the file beats 56% by ~6 points of cost
         train = np.arange(len(ds))
-        fitted, plans, _ = _fit_and_score(ds, vecs, train, train[:0], baseline, opts, opts.cascades, progress)
+        fitted, plans, _ = _fit_and_score(ds, vecs, train, train[:0], baseline, opts, opts.cascades, progress,
+                                          "refitting on every prompt")
     region_label = policymod.region_labels(plans, fitted.layout, fitted.mixes)
     labels = [region_label[int(r)] for r in fitted.assign]
     tr = ds.subset(train)
