@@ -5,14 +5,14 @@ keeps at least 97% of always-gpt-4-1106-preview's accuracy at no more than 35% o
 The calibration chooses its setting by cross-validation on the training part only (repeated over
 5 fold shuffles). Each region of the embedding space, or in a region served by answer each of
 Yi-34B's answers, is served by the cheapest mix of plans (single models, agreement cascades with
-one or two checkers, accept or escalate) that the budget allocation buys for the target, the one
+one or two checkers, accept or escalate, an answer check) that the budget allocation buys for the target, the one
 cell bought last split between two plans by a hash of the prompt.
-- Held out: the combination gives 99.2% of gpt-4's quality at 33.8% of its cost; the embedding
+- Held out: the combination gives 99.8% of gpt-4's quality at 33.8% of its cost; the embedding
   router alone 98.1% at 45.4% (without cascades, the neighbours pick a task's model, and per-task
   picking tops out near 96.5% at 35%).
-- Cross-validation on the training part, a harsher split than the held-out one: 97.0% at 36.8%.
-  On the whole file (``--holdout 0``): 97.2% at 33.2%. Over 100 random splits the bar is met on
-  35 (docs/smart-routing.md): this split is one of them, and a regression shows here.
+- Cross-validation on the training part, a harsher split than the held-out one: 97.1% at 35.4%.
+  On the whole file (``--holdout 0``): 97.2% at 31.7%. Over 100 random splits the bar is met on
+  39 (docs/smart-routing.md): this split is one of them, and a regression shows here.
 The bounds below are those figures with a small margin, so a regression shows.
 
 ``modelroute calibrate`` fits on the rest (prompt vectors come from a committed cache made by the
@@ -61,13 +61,13 @@ def held_out() -> datamod.Dataset:
 
 
 def test_calibration_report(calibrated: Result) -> None:
-    """Held-out report: the combination clears the bar (99.2% at 33.8% of gpt-4's cost); the
+    """Held-out report: the combination clears the bar (99.8% at 33.8% of gpt-4's cost); the
     embedding router alone (98.1% at 45.4%) is known not to."""
     router = calibrated.lines[0]
     assert router.name == "embedding router + cascades"
     assert router.quality_ratio >= 0.97 and router.cost_ratio <= 0.35, router
     fitted = calibrated.fit
-    assert fitted is not None and fitted.oof_quality >= 0.97 and fitted.oof_cost <= 0.39  # CV on the training part
+    assert fitted is not None and fitted.oof_quality >= 0.97 and fitted.oof_cost <= 0.37  # CV on the training part
     assert sum(not m.pure for m in fitted.mixes) == 1
     assert any(fitted.layout.conditional) and not all(fitted.layout.conditional)  # MBPP's code stays plain
     assert "byAnswer" in str(yaml.safe_load(calibrated.policy.read_text())["spec"]["strategies"])
@@ -82,13 +82,13 @@ def test_calibration_report(calibrated: Result) -> None:
 
 def test_the_written_policy_is_fitted_again_on_every_prompt(tmp_path: Path) -> None:
     """By default the policy written is fitted on all 2,205 prompts (the report's fit saw 1,665):
-    its own cross-validation on them is 97.2% at 33.2% of gpt-4's cost."""
+    its own cross-validation on them is 97.2% at 31.7% of gpt-4's cost."""
     result = calibrate(Options(str(DATA), 0.97, str(tmp_path), vectors=str(VECTORS), baseline=BASELINE))
     assert result.fitted_on == 2205 and result.reported is not None and result.reported is not result.fit
     assert result.lines[0].quality_ratio >= 0.97  # the report is still of the training part's fit
     fitted = result.fit
     assert fitted is not None and len(fitted.assign) == 2205
-    assert fitted.oof_quality >= 0.97 and fitted.oof_cost <= 0.35, fitted
+    assert fitted.oof_quality >= 0.97 and fitted.oof_cost <= 0.33, fitted
     compiled = compile_text(result.policy.read_text(), str(result.policy.parent))
     Router(compiled)  # every strategy of it builds
     with np.load(tmp_path / "library.npz") as library:
@@ -121,7 +121,7 @@ def _policy_for(calibrated: Result, base_url: str) -> str:
 
 async def test_router_on_the_held_out_split(calibrated: Result, held_out: datamod.Dataset) -> None:
     """Every held-out prompt through the real Router and replayed answers (the byAnswer rules run
-    in the real reviewer): 99.2% of gpt-4's quality at 33.8% of its cost, as the report says."""
+    in the real reviewer): 99.8% of gpt-4's quality at 33.8% of its cost, as the report says."""
     async with ReplayProvider(data=str(DATA)) as replay:
         compiled = compile_text(_policy_for(calibrated, replay.url + "/v1"), str(calibrated.policy.parent))
         async with aiohttp.ClientSession() as session:

@@ -10,7 +10,7 @@ import pytest
 from modelroute.calibrate.data import Dataset
 from modelroute.calibrate.cells import Conditioning, Layout, frequent_answers, key_ids, layout, plain
 from modelroute.calibrate.fit import Mix, allocate, hull, label_ids, served
-from modelroute.calibrate.plans import cascade, escalation, outcomes, single
+from modelroute.calibrate.plans import ANSWER_CHECKS, cascade, checked, escalation, outcomes, single
 
 MODELS = ("first", "second", "third", "top")
 
@@ -42,6 +42,18 @@ def test_by_answer_plans_accept_unless_empty_or_always_escalate() -> None:
     assert correct.tolist() == [1, 0, 1, 1, 0] and cost.tolist() == [1, 1, 1, 101, 1]
     correct, cost = outcomes(dataset(), escalation("first", "top"))
     assert correct.tolist() == [1] * 5 and cost.tolist() == [101] * 5
+
+
+def test_an_answer_check_accepts_a_matching_answer_and_escalates_the_rest() -> None:
+    answers = [["```python\ndef f(x):\n    return x\n```", "", "", "A"], ["def  g (y): pass", "", "", "A"],
+               ["```cpp\nint f(int x) { return x; }\n```", "", "", "A"], ["", "", "", "A"]]
+    data = Dataset([f"p{i}" for i in range(4)], ["t"] * 4, [f"prompt {i}" for i in range(4)], MODELS,
+                   np.array([[1, 0, 0, 0], [0, 0, 0, 1], [0, 0, 0, 1], [0, 0, 0, 1]], np.float64),
+                   np.array([[1, 2, 4, 100]] * 4, np.float64), answers)
+    correct, cost = outcomes(data, checked("first", "python-function", "top"))
+    assert correct.tolist() == [1, 0, 1, 1] and cost.tolist() == [1, 1, 101, 101]
+    correct, cost = outcomes(data, checked("first", "code-block", "top"))
+    assert correct.tolist() == [1, 1, 0, 1] and cost.tolist() == [1, 101, 1, 101]
 
 
 def test_hull_keeps_the_plans_worth_buying_cheapest_first() -> None:
@@ -152,3 +164,15 @@ def test_the_policy_serves_a_region_by_answer_with_byanswer_rules() -> None:
     assert high["checks"]["byAnswer"][1] == {"match": "^b$", "then": "escalate"}
     assert high["checks"]["byAnswer"][::2] == low["checks"]["byAnswer"][::2]
     assert [(t["strategy"], t["share"]) for t in strategies["split-0"]["targets"]] == [("answers-0", 0.7), ("answers-0-b", 0.3)]
+
+
+def test_the_policy_writes_an_answer_check_as_the_cascades_regex() -> None:
+    from modelroute.calibrate.policy import policy_document
+
+    plans = [single("top"), checked("first", "python-function", "top")]
+    prices = {m: (1.0, 1.0) for m in MODELS}
+    strategies = policy_document("p", MODELS, prices, "top", "top", plans, plain(1), (Mix(1, 1, 0.0),),
+                                 "http://x/v1", 16)["spec"]["strategies"]
+    assert strategies["router"]["labels"] == {"checked:first:python-function": {"strategy": "cascade-first-python-function"}}
+    assert strategies["cascade-first-python-function"] == {
+        "type": "cascade", "chain": ["first", "top"], "checks": {"regex": ANSWER_CHECKS["python-function"]}}

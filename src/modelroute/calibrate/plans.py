@@ -9,10 +9,15 @@ model. Its recorded correctness and cost per prompt follow from the dataset alon
 the cascade is replayed with recorded cheap models as judges. A cascade without checkers accepts
 the first model's answer unless it is empty; ``escalate:<first>`` asks the first model and then
 always the top one. These two only make sense by answer (:mod:`~modelroute.calibrate.cells`).
+``checked:<first>:<check>`` accepts the first model's answer when it matches one of the
+:data:`ANSWER_CHECKS` patterns (the cascade's ``regex`` check), else escalates: a free-text task
+has no answers to agree on, but a code answer without a function, or in another language than
+the one asked for, is likely wrong.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from itertools import permutations
 
@@ -23,11 +28,18 @@ from modelroute.calibrate.cells import Conditioning, frequent_answers, key_ids
 from modelroute.calibrate.data import Dataset
 from modelroute.routing.strategies.checks import normalise_answer
 
+#: Answer checks a calibrated cascade may use (``checks.regex``): tag -> pattern the answer must match.
+ANSWER_CHECKS: dict[str, str] = {
+    "python-function": r"\bdef\s+\w+\s*\(",
+    "code-block": r"```",
+}
+
 
 @dataclass(frozen=True)
 class Plan:
     name: str
     models: tuple[str, ...]  # one model, or (first, *checkers, top) of a cascade
+    check: str = ""  # an ANSWER_CHECKS tag: the first model's answer must match it
 
     @property
     def is_cascade(self) -> bool:
@@ -54,11 +66,16 @@ def escalation(first: str, top: str) -> Plan:
     return Plan(f"escalate:{first}", (first, top))
 
 
+def checked(first: str, check: str, top: str) -> Plan:
+    return Plan(f"checked:{first}:{check}", (first, top), check)
+
+
 def candidate_plans(data: Dataset, top: str, cascades: bool, pair_count: int = 3, triple_count: int = 5) -> list[Plan]:
     """Every model; with ``cascades``, agreement cascades escalating to ``top`` among the models
     that cost under a third of it: one checker among the ``pair_count`` most accurate of them,
     two checkers among the ``triple_count`` most accurate; and for serving by answer, the most
-    accurate of them accepted unchecked, or always escalated."""
+    accurate of them accepted unchecked, or always escalated; and the ``pair_count`` most accurate
+    with each of :data:`ANSWER_CHECKS`."""
     plans = [single(m) for m in data.models]
     if not cascades:
         return plans
@@ -67,6 +84,7 @@ def candidate_plans(data: Dataset, top: str, cascades: bool, pair_count: int = 3
     cheap.sort(key=lambda m: -data.correct[:, data.column(m)].mean())
     plans += [cascade(a, (b,), top) for a, b in permutations(cheap[:pair_count], 2)]
     plans += [cascade(a, (b, c), top) for a, b, c in permutations(cheap[:triple_count], 3)]
+    plans += [checked(m, check, top) for m in cheap[:pair_count] for check in ANSWER_CHECKS]
     return plans + [cascade(cheap[0], (), top), escalation(cheap[0], top)] if cheap else plans
 
 
@@ -82,12 +100,12 @@ def answer_keys(data: Dataset, cond: Conditioning | None) -> NDArray[np.int64]:
 
 def conditioning(data: Dataset, plans: list[Plan]) -> Conditioning | None:
     """Serving by the answer of the first model of the unchecked cascade, if the plans have one."""
-    first = next((p.models[0] for p in plans if p.is_cascade and not p.checkers and not p.escalates), None)
+    first = next((p.models[0] for p in plans if p.name == f"cascade:{p.models[0]}"), None)
     if first is None:
         return None
     answers = first_answers(data, first)
     keys = frequent_answers(answers)
-    mask = np.array([p.is_cascade and p.models[0] == first for p in plans])
+    mask = np.array([p.is_cascade and not p.check and p.models[0] == first for p in plans])
     return Conditioning(first, keys, key_ids(answers, keys), mask)
 
 
@@ -99,6 +117,11 @@ def outcomes(data: Dataset, plan: Plan, normalised: dict[int, list[str]] | None 
         return data.correct[:, cols[0]], data.cost[:, cols[0]]
     if plan.escalates:
         return data.correct[:, cols[-1]], data.cost[:, cols[0]] + data.cost[:, cols[-1]]
+    if plan.check:
+        pattern = re.compile(ANSWER_CHECKS[plan.check])
+        ok = np.array([bool(row[cols[0]].strip()) and pattern.search(row[cols[0]]) is not None for row in data.answers])
+        return (np.where(ok, data.correct[:, cols[0]], data.correct[:, cols[-1]]),
+                data.cost[:, cols[0]] + np.where(ok, 0.0, data.cost[:, cols[-1]]))
     first, checkers, top = cols[0], cols[1:-1], cols[-1]
     answers = {} if normalised is None else normalised
     for c in (first, *checkers):

@@ -23,7 +23,7 @@ import yaml
 
 from modelroute.calibrate.cells import Layout
 from modelroute.calibrate.fit import Mix
-from modelroute.calibrate.plans import Plan
+from modelroute.calibrate.plans import ANSWER_CHECKS, Plan
 from modelroute.embedding.text import MAX_CHARS, MIN_CHARS
 
 #: USD per 1M tokens (input, output) of the RouterBench models, as their providers listed them.
@@ -64,7 +64,8 @@ def label_of(plan: Plan) -> str:
 
 
 def strategy_name(plan: Plan) -> str:
-    return ("escalate-" if plan.escalates else "cascade-") + "-".join(m.split("/")[-1] for m in plan.models[:-1]).lower().replace(".", "")
+    name = ("escalate-" if plan.escalates else "cascade-") + "-".join(m.split("/")[-1] for m in plan.models[:-1])
+    return (name + (f"-{plan.check}" if plan.check else "")).lower().replace(".", "")
 
 
 def region_labels(plans: list[Plan], lay: Layout, mixes: tuple[Mix, ...]) -> list[str]:
@@ -84,6 +85,8 @@ def _cascade(plan: Plan) -> dict[str, Any]:
     checks: dict[str, Any] = {}
     if plan.checkers:
         checks["agreement"] = {"model": plan.checkers[0]} if len(plan.checkers) == 1 else {"models": list(plan.checkers)}
+    if plan.check:
+        checks["regex"] = ANSWER_CHECKS[plan.check]
     return {"type": "cascade", "chain": [plan.models[0], plan.models[-1]], "checks": checks}
 
 
