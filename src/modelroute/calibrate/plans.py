@@ -40,6 +40,7 @@ class Plan:
     name: str
     models: tuple[str, ...]  # one model, or (first, *checkers, top) of a cascade
     check: str = ""  # an ANSWER_CHECKS tag: the first model's answer must match it
+    escalates: bool = False  # the first model is asked, then always the top one
 
     @property
     def is_cascade(self) -> bool:
@@ -50,8 +51,9 @@ class Plan:
         return self.models[1:-1]
 
     @property
-    def escalates(self) -> bool:
-        return self.name.startswith("escalate:")
+    def unchecked(self) -> bool:
+        """A cascade that accepts the first model's answer unless it is empty."""
+        return self.is_cascade and not self.checkers and not self.check and not self.escalates
 
 
 def single(model: str) -> Plan:
@@ -63,7 +65,7 @@ def cascade(first: str, checkers: tuple[str, ...], top: str) -> Plan:
 
 
 def escalation(first: str, top: str) -> Plan:
-    return Plan(f"escalate:{first}", (first, top))
+    return Plan(f"escalate:{first}", (first, top), escalates=True)
 
 
 def checked(first: str, check: str, top: str) -> Plan:
@@ -100,7 +102,7 @@ def answer_keys(data: Dataset, cond: Conditioning | None) -> NDArray[np.int64]:
 
 def conditioning(data: Dataset, plans: list[Plan]) -> Conditioning | None:
     """Serving by the answer of the first model of the unchecked cascade, if the plans have one."""
-    first = next((p.models[0] for p in plans if p.name == f"cascade:{p.models[0]}"), None)
+    first = next((p.models[0] for p in plans if p.unchecked), None)
     if first is None:
         return None
     answers = first_answers(data, first)
