@@ -81,6 +81,13 @@ def _target(plan: Plan) -> dict[str, str]:
     return {"strategy": strategy_name(plan)} if plan.is_cascade else {"model": plan.models[0]}
 
 
+def _split(low: dict[str, str], high: dict[str, str], share: float) -> dict[str, Any]:
+    """A split serving ``share`` of the prompts with ``high`` and the rest with ``low``, the shares
+    written so they add up to 1 exactly."""
+    second = round(share, 6)
+    return {"type": "split", "targets": [{**low, "share": round(1.0 - second, 6)}, {**high, "share": second}]}
+
+
 def _cascade(plan: Plan) -> dict[str, Any]:
     checks: dict[str, Any] = {}
     if plan.checkers:
@@ -128,10 +135,7 @@ def policy_document(name: str, models: tuple[str, ...], prices: Mapping[str, tup
             labels[label] = {"strategy": f"answers-{region}"}
             if len(ways) > 1:
                 strategies[f"answers-{region}-b"] = ways[1]
-                high = round(share, 6)
-                strategies[f"split-{region}"] = {"type": "split", "targets": [
-                    {"strategy": f"answers-{region}", "share": round(1.0 - high, 6)},
-                    {"strategy": f"answers-{region}-b", "share": high}]}
+                strategies[f"split-{region}"] = _split({"strategy": f"answers-{region}"}, {"strategy": f"answers-{region}-b"}, share)
                 labels[label] = {"strategy": f"split-{region}"}
             continue
         for plan in {plans[mix.low], plans[mix.high]}:
@@ -140,9 +144,7 @@ def policy_document(name: str, models: tuple[str, ...], prices: Mapping[str, tup
         if mix.pure and plans[mix.low].is_cascade:
             labels[label] = {"strategy": strategy_name(plans[mix.low])}
         elif not mix.pure:
-            high = round(mix.share, 6)
-            strategies[f"split-{region}"] = {"type": "split", "targets": [
-                {**_target(plans[mix.low]), "share": round(1.0 - high, 6)}, {**_target(plans[mix.high]), "share": high}]}
+            strategies[f"split-{region}"] = _split(_target(plans[mix.low]), _target(plans[mix.high]), mix.share)
             labels[label] = {"strategy": f"split-{region}"}
     strategies["router"] = {
         "type": "embedding", "library": LIBRARY_FILE, "embedder": "local", "k": k, "minSimilarity": 0.2,
