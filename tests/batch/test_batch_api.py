@@ -78,3 +78,18 @@ async def test_bad_files_and_unknown_ids(make_sidecar: SidecarFactory, fake_batc
 async def _metrics(url: str) -> str:
     async with aiohttp.ClientSession() as http, http.get(url + "/metrics") as resp:
         return await resp.text()
+
+
+async def test_a_line_with_a_wrongly_typed_field_is_unroutable_with_its_path(make_sidecar: SidecarFactory,
+                                                                              fake_batch: FakeOpenAIBatch) -> None:
+    fake_batch.api_key = PROVIDER_KEY
+    sidecar = await make_sidecar(batch_policy(fake_batch.base_url))
+    bad = line("b", "auto", "hi")
+    bad["body"]["messages"][0]["content"] = [{"type": "text", "text": 7}]
+    async with openai.AsyncOpenAI(base_url=sidecar.base_url, api_key=APP_KEY, max_retries=0) as client:
+        uploaded = await client.files.create(file=("work.jsonl", jsonl([line("a", "auto", "hello"), bad])), purpose="batch")
+    report = (uploaded.model_extra or {})["modelroute"]
+    assert report["models"] == {"gpt-4o-mini": 1}
+    [row] = report["unbatchable"]
+    assert (row["code"], row["line"], row["param"]) == ("unroutable", 2, "b")
+    assert "'messages[0].content[0].text': expected a string, but got an integer" in row["message"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator
+from typing import AsyncIterator
 
 import anthropic
 import openai
@@ -10,23 +10,7 @@ import pytest
 
 from modelroute.testing.fake_anthropic import FakeAnthropic
 from modelroute.testing.fake_openai import FakeOpenAI
-from tests.support import APP_KEY, Sidecar, SidecarFactory, quickstart
-
-ANTHROPIC_KEY = "sk-ant-provider-secret-9876543210"
-
-
-def mixed_policy(openai_url: str, anthropic_url: str) -> dict[str, Any]:
-    """The quickstart policy plus an Anthropic provider; Claude is the default, falling back to gpt-4o-mini."""
-    doc = quickstart(openai_url)
-    spec = doc["spec"]
-    spec["providers"].append({"name": "anthropic", "type": "anthropic", "baseURL": anthropic_url,
-                              "apiKey": {"env": "TEST_ANTHROPIC_KEY"}})
-    spec["models"].append({"name": "claude-sonnet", "provider": "anthropic", "upstreamModel": "claude-sonnet-4-5",
-                           "pricing": {"input": 3.0, "output": 15.0, "cachedInput": 0.3, "cacheWrite": 3.75},
-                           "contextWindow": 200000, "maxOutputTokens": 1024, "capabilities": ["tools", "json", "vision", "thinking"]})
-    spec["default"] = "claude-sonnet"
-    spec["fallbacks"] = {"claude-sonnet": ["gpt-4o-mini"], "gpt-4o-mini": ["gpt-4o"]}
-    return doc
+from tests.support import ANTHROPIC_KEY, APP_KEY, Sidecar, SidecarFactory, mixed_policy
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 
 from modelroute.testing.fake_anthropic import FakeAnthropic
 from modelroute.testing.fake_openai import FakeOpenAI
-from tests.providers.conftest import ANTHROPIC_KEY
+from tests.support import ANTHROPIC_KEY
 from tests.support import APP_KEY, Sidecar
 
 TO_OPENAI = {"x-user-tier": "premium"}
@@ -165,7 +165,7 @@ async def test_count_tokens(claude: anthropic.AsyncAnthropic, fake_anthropic: Fa
 
 async def test_cascade_reviews_a_native_answer_and_escalates(make_sidecar: Any, fake_openai: FakeOpenAI,
                                                              fake_anthropic: FakeAnthropic) -> None:
-    from tests.providers.conftest import mixed_policy
+    from tests.support import mixed_policy
 
     doc = mixed_policy(fake_openai.base_url, fake_anthropic.base_url)
     doc["spec"]["strategies"] = {"claude-first": {"type": "cascade", "chain": ["claude-sonnet", "gpt-4o"], "checks": {"minLength": 400}}}
@@ -204,7 +204,7 @@ class _Recorder:
 
 async def test_hooks_admit_and_see_the_answer_in_openai_shape(make_sidecar: Any, fake_openai: FakeOpenAI,
                                                               fake_anthropic: FakeAnthropic) -> None:
-    from tests.providers.conftest import mixed_policy
+    from tests.support import mixed_policy
 
     hook = _Recorder()
     make_sidecar.environ["TEST_ANTHROPIC_KEY"] = ANTHROPIC_KEY

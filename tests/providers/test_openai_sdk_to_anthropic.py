@@ -11,7 +11,7 @@ import pytest
 
 from modelroute.testing.fake_anthropic import FakeAnthropic
 from modelroute.testing.fake_openai import FakeOpenAI
-from tests.providers.conftest import ANTHROPIC_KEY
+from tests.support import ANTHROPIC_KEY
 from tests.support import APP_KEY, Sidecar
 
 HELLO = [{"role": "user", "content": "Say hello to the router"}]

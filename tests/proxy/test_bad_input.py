@@ -67,6 +67,13 @@ async def test_wrong_method_is_405_in_openai_format(sidecar: Sidecar) -> None:
     assert resp.status == 405 and body["error"]["code"] == "method_not_allowed"
 
 
+async def test_wrong_method_on_messages_is_405_in_anthropic_format(sidecar: Sidecar) -> None:
+    async with aiohttp.ClientSession() as http, http.get(sidecar.url + "/v1/messages") as resp:
+        body = await resp.json()
+    assert resp.status == 405
+    assert body == {"type": "error", "error": {"type": "invalid_request_error", "message": "GET /v1/messages: Method Not Allowed"}}
+
+
 async def test_input_larger_than_every_context_window(make_sidecar: SidecarFactory, fake_openai: FakeOpenAI) -> None:
     doc = quickstart(fake_openai.base_url)
     for model in doc["spec"]["models"]:

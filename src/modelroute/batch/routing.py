@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelroute.policy import CompiledPolicy
-from modelroute.proxy.errors import BadRequest
+from modelroute.proxy.errors import BadRequest, ClientError
+from modelroute.proxy.ingress import require_chat_fields
+from modelroute.proxy.shapes import check_chat
 from modelroute.proxy.state import Runtime
 from modelroute.routing import AUTO, UnknownModel, build_view
 
@@ -105,8 +107,11 @@ async def _model_for(runtime: Runtime, line: Mapping[str, Any], headers: Mapping
         if requested not in runtime.policy.models:
             raise ValueError(f"unknown model {requested!r}")
         return requested, "embeddings"
-    if not isinstance(body.get("messages"), list) or not body["messages"]:
-        raise ValueError("body.messages must be a non-empty array")
+    try:
+        require_chat_fields(body)
+        check_chat(body)
+    except ClientError as exc:
+        raise ValueError(exc.message) from None
     try:
         decision = await runtime.router.decide(build_view(body, headers))
     except UnknownModel:

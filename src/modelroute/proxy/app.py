@@ -27,22 +27,23 @@ Background = Callable[[web.Application], AsyncIterator[None]]
 
 @web.middleware
 async def openai_errors(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-    """Every error leaves in the OpenAI error format; the sidecar stays up."""
+    """Every error leaves in the OpenAI error format (Anthropic's under ``/v1/messages``); the sidecar stays up."""
+    render = messages.error_response if request.path.startswith("/v1/messages") else error_response
     try:
         return await handler(request)
     except ClientError as exc:
         request.app[SERVICES].metrics.errors.labels(exc.code or exc.type).inc()
-        return error_response(exc)
+        return render(exc)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         message = f"{request.method} {request.path}: {exc.reason}"
         code = "not_found" if exc.status == 404 else "method_not_allowed" if exc.status == 405 else None
-        return error_response(ClientError(message, status=exc.status, code=code, type="invalid_request_error"))
+        return render(ClientError(message, status=exc.status, code=code, type="invalid_request_error"))
     except Exception:
         log.exception("unexpected error in %s %s", request.method, request.path)
         request.app[SERVICES].metrics.errors.labels("internal").inc()
-        return error_response(ClientError("internal error in the modelroute sidecar", status=500, type="server_error"))
+        return render(ClientError("internal error in the modelroute sidecar", status=500, type="server_error"))
 
 
 def _runtime_factory(services: Services) -> Callable[[CompiledPolicy], Runtime]:

@@ -24,6 +24,7 @@ from modelroute.proxy.errors import BadRequest, ClientError, NotFound, error_res
 from modelroute.proxy.exchange import Exchange
 from modelroute.proxy.held import HeldStream, open_first
 from modelroute.proxy.ingress import lower_headers, read_json, require_chat_fields
+from modelroute.proxy.shapes import check_chat
 from modelroute.proxy.state import SERVICES
 from modelroute.routing import AUTO, Decision, Review, UnknownModel, build_view
 
@@ -54,6 +55,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
     body = await read_json(request, services.settings.max_body_bytes)
     require_chat_fields(body)
+    check_chat(body)
     ex = Exchange(services, services.holder.current, "chat", lower_headers(request))
     try:
         ex.view = build_view(body, ex.incoming_headers)

@@ -40,6 +40,7 @@ from modelroute.proxy.exchange import Exchange
 from modelroute.proxy.held import open_first
 from modelroute.routing.answers import AnswerBuilder
 from modelroute.proxy.ingress import lower_headers, read_json
+from modelroute.proxy.shapes import check_messages
 from modelroute.proxy.state import SERVICES
 from modelroute.routing import AUTO, Review, build_view
 
@@ -68,6 +69,7 @@ def _require(body: Mapping[str, Any], count: bool) -> None:
             raise BadRequest(f"messages.{i}.role: Input should be 'user' or 'assistant'", param=f"messages.{i}")
     if "stream" in body and not isinstance(body["stream"], (bool, type(None))):
         raise BadRequest("stream: Input should be a valid boolean", param="stream")
+    check_messages(body)
 
 
 def _translate(body: Mapping[str, Any]) -> tuple[AnthropicToOpenAI, dict[str, Any]]:

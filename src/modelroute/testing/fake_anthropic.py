@@ -87,6 +87,9 @@ class FakeAnthropic(ServerBase):
     def calls(self, model: str | None = None) -> list[Received]:
         return [r for r in self.requests if r.path == "/v1/messages" and (model is None or r.body.get("model") == model)]
 
+    def unreadable(self, message: str) -> web.Response:
+        return _error(400, message, "invalid_request_error")
+
     def _fault(self, model: str) -> Fault | None:
         return next_fault(self.faults, model)
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Awaitable, Callable, Protocol, TypeVar
 
 from aiohttp import web
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @dataclass
@@ -28,12 +31,18 @@ class ServerBase:
     def routes(self, app: web.Application) -> None:
         raise NotImplementedError
 
+    def unreadable(self, message: str) -> web.Response:
+        """The provider's answer to a body it cannot read: 400 in OpenAI's error format."""
+        body = {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}}
+        return web.json_response(body, status=400)
+
+
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
     async def start(self) -> "ServerBase":
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[_refusing_unreadable(self.unreadable)])
         self.routes(app)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.2)
         await self._runner.setup()
@@ -72,6 +81,18 @@ class ServerBase:
             asyncio.run(serve())
         except KeyboardInterrupt:
             sys.exit(0)
+
+
+def _refusing_unreadable(unreadable: Callable[[str], web.Response]) -> Any:
+    """Middleware: a real provider answers a body with a field of the wrong type with a 400, not a 500."""
+    @web.middleware
+    async def refuse_unreadable(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except (TypeError, AttributeError, KeyError, ValueError) as exc:
+            return unreadable(f"the request body could not be read: {type(exc).__name__}")
+
+    return refuse_unreadable
 
 
 class _Counted(Protocol):
