@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import copy
+import random
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 from aiohttp import web
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -114,3 +115,31 @@ class SidecarFactory:
     async def close(self) -> None:
         for sidecar in self.started:
             await sidecar.close()
+
+
+#: Values of every JSON type, for replacing a field with one of another type.
+OTHER_TYPES: list[Any] = [None, True, 0, -1, 2.5, "", "x", [], [None], {}, {"type": None}, [[]]]
+
+
+def field_paths(doc: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    """The path of every field and item of a JSON document, at any depth."""
+    if prefix:
+        yield prefix
+    children = doc.items() if isinstance(doc, dict) else enumerate(doc) if isinstance(doc, list) else ()
+    for key, value in children:
+        yield from field_paths(value, (*prefix, key))
+
+
+def mutated(valid: dict[str, Any], rng: random.Random, drop: float = 0.15) -> dict[str, Any]:
+    """A copy of ``valid`` with one to three fields replaced by a value of another type, or dropped."""
+    doc = copy.deepcopy(valid)
+    for _ in range(rng.randint(1, 3)):
+        path = rng.choice(list(field_paths(doc)))
+        parent = doc
+        for key in path[:-1]:
+            parent = parent[key]
+        if isinstance(parent, dict) and rng.random() < drop:
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = copy.deepcopy(rng.choice(OTHER_TYPES))
+    return doc

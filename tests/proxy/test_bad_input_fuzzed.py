@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import copy
 import random
-from typing import Any, Iterator
+from typing import Any
 
 import aiohttp
 import pytest
 
 from modelroute.testing.fake_anthropic import FakeAnthropic
 from modelroute.testing.fake_openai import FakeOpenAI
-from tests.support import ANTHROPIC_KEY, Sidecar, SidecarFactory, mixed_policy
+from tests.support import ANTHROPIC_KEY, Sidecar, SidecarFactory, mixed_policy, mutated
 
 CASES = 300  # per body below
 
@@ -49,32 +49,6 @@ MESSAGES: dict[str, Any] = {
     "tools": [{"name": "look", "description": "d", "input_schema": {"type": "object"}}],
     "tool_choice": {"type": "auto"}, "stop_sequences": ["END"], "temperature": 0.2, "metadata": {"user_id": "u-1"},
 }
-OTHER_TYPES: list[Any] = [None, True, 0, -1, 2.5, "", "x", [], [None], {}, {"type": None}, [[]]]
-
-
-def _paths(doc: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    if prefix:
-        yield prefix
-    children = doc.items() if isinstance(doc, dict) else enumerate(doc) if isinstance(doc, list) else ()
-    for key, value in children:
-        yield from _paths(value, (*prefix, key))
-
-
-def mutated(valid: dict[str, Any], rng: random.Random) -> dict[str, Any]:
-    """``valid`` with one to three fields replaced by a value of another type, or dropped."""
-    doc = copy.deepcopy(valid)
-    for _ in range(rng.randint(1, 3)):
-        path = rng.choice(list(_paths(doc)))
-        parent = doc
-        for key in path[:-1]:
-            parent = parent[key]
-        if isinstance(parent, dict) and rng.random() < 0.15:
-            del parent[path[-1]]
-        else:
-            parent[path[-1]] = copy.deepcopy(rng.choice(OTHER_TYPES))
-    return doc
-
-
 @pytest.fixture
 async def mixed(make_sidecar: SidecarFactory, fake_openai: FakeOpenAI) -> Sidecar:
     fake_openai.record = False

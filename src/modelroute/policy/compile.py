@@ -41,9 +41,13 @@ def split_document(doc: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
             problems.append(("kind", f"must be {KIND!r}"))
         if not isinstance(doc.get("spec"), Mapping):
             problems.append(("spec", "is required and must be an object"))
+        meta = doc.get("metadata") or {}
+        if not isinstance(meta, Mapping):
+            problems.append(("metadata", "must be an object"))
+        elif not isinstance(meta.get("name", ""), str):
+            problems.append(("metadata.name", "must be a string"))
         if problems:
             raise PolicyError(problems)
-        meta = doc.get("metadata") or {}
         return str(meta.get("name", "policy")), doc["spec"]
     return "policy", doc
 

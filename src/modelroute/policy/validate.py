@@ -26,7 +26,7 @@ def validate_spec(spec: Any, root: str = "spec") -> list[Problem]:
     problems = list(_schema_problems(spec, root))
     try:
         problems += _semantic_problems(spec, root)
-    except (KeyError, TypeError, AttributeError, IndexError):
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError):
         if not problems:  # the semantic checks only trip on shapes the schema already rejected
             raise
     return problems
