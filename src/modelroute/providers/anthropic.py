@@ -25,6 +25,7 @@ from modelroute.providers.anthropic_errors import stream_error, upstream_error
 from modelroute.providers.base import ChunkStream, Completion, ErrorKind, HttpResponse, Provider, ProviderError, Usage
 from modelroute.providers.http import loads_object, network_errors
 from modelroute.providers.openai_anthropic import OpenAIToAnthropic, openai_usage
+from modelroute.providers.translate import answer_errors
 from modelroute.providers.sse import SSEParser, encode
 
 MESSAGES = "/v1/messages"
@@ -84,7 +85,8 @@ class AnthropicProvider(Provider):
         data, _ = await self._call(MESSAGES, payload, model, timeout, headers)
         if data.get("type") != "message" or not isinstance(data.get("content"), list):
             raise ProviderError(ErrorKind.PROTOCOL, f"{self._where(model)}: the answer is not a message")
-        result = translator.response(data)
+        with answer_errors(self._where(model)):
+            result = translator.response(data)
         return Completion(body=result, usage=translator.usage, dropped=tuple(translator.dropped))
 
     async def chat_stream(
@@ -103,7 +105,8 @@ class AnthropicProvider(Provider):
         data, raw = await self._call(MESSAGES, payload, model, timeout, headers)
         if data.get("type") != "message":
             raise ProviderError(ErrorKind.PROTOCOL, f"{self._where(model)}: the answer is not a message")
-        return Completion(body=data, usage=usage_of(data.get("usage")), raw=raw)
+        with answer_errors(self._where(model)):
+            return Completion(body=data, usage=usage_of(data.get("usage")), raw=raw)
 
     async def messages_stream(self, body: Mapping[str, Any], model: ModelSpec, *, timeout: float, idle_timeout: float,
                               headers: Mapping[str, str]) -> ChunkStream:
@@ -133,18 +136,22 @@ class _EventStream(ChunkStream):
     def _output(self, name: bytes | None, data: bytes) -> list[bytes]:
         raise NotImplementedError
 
+    def _read(self, name: bytes | None, data: bytes) -> list[bytes]:
+        with answer_errors(f"{self._where[0]}/{self._where[1]}"):
+            return self._output(name, data)
+
     async def __aiter__(self) -> AsyncIterator[bytes]:
         parser = SSEParser()
         async with network_errors(*self._where):
             try:
                 async for raw in self._resp.content.iter_any():
                     for name, data in parser.feed(raw):
-                        for out in self._output(name, data):
+                        for out in self._read(name, data):
                             yield out
                         if self._done:
                             return
                 for name, data in parser.close():
-                    for out in self._output(name, data):
+                    for out in self._read(name, data):
                         yield out
                 if not self._done:
                     raise ProviderError(ErrorKind.CONNECT, f"{self._where[0]}/{self._where[1]}: the stream ended before message_stop")

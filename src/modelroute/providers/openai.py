@@ -17,6 +17,7 @@ from modelroute.policy import ModelSpec
 from modelroute.providers.base import ChunkStream, Completion, ErrorKind, HttpResponse, Provider, ProviderError, Usage
 from modelroute.providers.http import http_error, loads_object, network_errors, parse_error_body
 from modelroute.providers.sse import SSEParser
+from modelroute.providers.translate import answer_errors
 
 #: A chunk carrying usage (OpenAI sends ``"usage": null`` in every other chunk of such a stream).
 _USAGE, _USAGE_SPACED = b'"usage":{', b'"usage": {'
@@ -54,7 +55,8 @@ class OpenAIProvider(Provider):
             async with resp:
                 raw = await resp.read()
         data = loads_object(raw, self.name, model.name)
-        return Completion(body=data, usage=Usage.from_openai(data.get("usage")), raw=raw)
+        with answer_errors(f"{self.name}/{model.name}"):
+            return Completion(body=data, usage=Usage.from_openai(data.get("usage")), raw=raw)
 
     async def chat(self, body: Mapping[str, Any], model: ModelSpec, *, timeout: float, headers: Mapping[str, str]) -> Completion:
         result = await self._call("/chat/completions", body, model, timeout, headers)
@@ -115,7 +117,8 @@ class OpenAIChunkStream(ChunkStream):
             raise ProviderError(ErrorKind.PROTOCOL, f"{self._where[0]}/{self._where[1]}: a chunk is not JSON") from None
         if isinstance(chunk, dict) and isinstance(chunk.get("error"), dict):
             raise ProviderError(ErrorKind.SERVER, f"{self._where[0]}/{self._where[1]}: error event in the stream")
-        usage = Usage.from_openai(chunk.get("usage")) if isinstance(chunk, dict) else None
+        with answer_errors(f"{self._where[0]}/{self._where[1]}"):
+            usage = Usage.from_openai(chunk.get("usage")) if isinstance(chunk, dict) else None
         if usage is not None:
             self.usage = usage
 

@@ -15,7 +15,8 @@ none on the wire.
 from __future__ import annotations
 
 import abc
-from typing import Any, ClassVar, Mapping
+from contextlib import contextmanager
+from typing import Any, ClassVar, Iterator, Mapping
 
 from modelroute.providers.base import ErrorKind, ProviderError, Usage
 
@@ -51,6 +52,21 @@ def metric_label(name: str) -> str:
 def obj(value: Any) -> dict[str, Any]:
     """``value`` when it is a JSON object, else an empty one (bodies are parsed JSON: dicts)."""
     return value if isinstance(value, dict) else {}
+
+
+#: What reading a JSON answer of the wrong shape raises (a field of another type, a missing one).
+SHAPE_ERRORS = (TypeError, AttributeError, KeyError, ValueError, IndexError)
+
+
+@contextmanager
+def answer_errors(where: str) -> Iterator[None]:
+    """Reading an upstream's answer: one that does not follow its API (a field of the wrong type,
+    a missing one) is that upstream's failure, ``PROTOCOL``, so the next model is tried and the
+    model's breaker counts it; it is not an error of the sidecar's."""
+    try:
+        yield
+    except SHAPE_ERRORS as exc:
+        raise ProviderError(ErrorKind.PROTOCOL, f"{where}: the answer does not follow the API ({type(exc).__name__})") from None
 
 
 class TranslationError(ProviderError):

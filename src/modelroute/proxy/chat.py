@@ -8,6 +8,7 @@ SSE error event. The usage chunk the sidecar asked for is hidden from clients th
 from __future__ import annotations
 
 import asyncio
+import logging
 from modelroute import _json as json
 import time
 from decimal import Decimal
@@ -27,6 +28,8 @@ from modelroute.proxy.ingress import lower_headers, read_json, require_chat_fiel
 from modelroute.proxy.shapes import check_chat
 from modelroute.proxy.state import SERVICES
 from modelroute.routing import AUTO, Decision, Review, UnknownModel, build_view
+
+log = logging.getLogger("modelroute.proxy")
 
 
 async def decide(ex: Exchange) -> Decision:
@@ -119,6 +122,10 @@ def _is_usage_only(chunk: bytes) -> bool:
     return isinstance(data, dict) and data.get("choices") == [] and data.get("usage") is not None
 
 
+_INTERNAL = b"data: " + json.dumps({"error": {"message": "internal error in the modelroute sidecar", "type": "server_error",
+                                               "param": None, "code": None}}) + b"\n\n"
+
+
 def _sse_error(exc: ProviderError) -> bytes:
     error = {"error": {"message": "the upstream stream failed: " + exc.kind.value, "type": "upstream_error",
                        "param": None, "code": "stream_" + exc.kind.value}}
@@ -155,6 +162,13 @@ async def _stream(request: web.Request, ex: Exchange) -> web.StreamResponse:
     except (ConnectionResetError, asyncio.CancelledError):
         status, error_type = "client_closed", "client_closed"
         raise
+    except Exception:
+        if not resp.prepared:
+            raise
+        status, error_type = "error", "internal"  # a bug of ours mid-stream: end it, never start a second response
+        log.exception("unexpected error while streaming request %s", ex.request_id)
+        ex.services.metrics.errors.labels("internal").inc()
+        await _write_quietly(resp, b"".join(out) + _INTERNAL + DONE)
     finally:
         ex.usage = ex.attempts[-1].usage = held.stream.usage
         ex.dropped = held.stream.dropped

@@ -18,6 +18,7 @@ with the sidecar's estimate.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -33,6 +34,7 @@ from modelroute.providers.anthropic_errors import anthropic_error_body, error_ty
 from modelroute.providers.anthropic_openai import AnthropicToOpenAI
 from modelroute.providers.openai_anthropic import OpenAIToAnthropic
 from modelroute.providers.sse import encode
+from modelroute.providers.translate import answer_errors
 from modelroute.proxy.attempts import attempt_each
 from modelroute.proxy.chat import decide
 from modelroute.proxy.errors import BadRequest, ClientError
@@ -43,6 +45,8 @@ from modelroute.proxy.ingress import lower_headers, read_json
 from modelroute.proxy.shapes import check_messages
 from modelroute.proxy.state import SERVICES
 from modelroute.routing import AUTO, Review, build_view
+
+log = logging.getLogger("modelroute.proxy")
 
 #: Client headers forwarded to an Anthropic upstream on native pass-through (beta features).
 _FORWARDED = ("anthropic-beta",)
@@ -136,16 +140,20 @@ async def _complete(ex: Exchange, body: Mapping[str, Any], translator: Anthropic
     async def call(provider: Provider, spec: ModelSpec, timeout: float, headers: Mapping[str, str]) -> _Answer:
         if isinstance(provider, AnthropicProvider):
             done = await provider.messages(body, spec, timeout=timeout, headers=_forwarded(ex, headers))
-            return _Answer(done.body, done, None)
+            openai = None
+            if decision.reviewer is not None or ex.hooks.settled:  # they read the answer in OpenAI's shape
+                with answer_errors(f"{provider.name}/{spec.name}"):
+                    openai = OpenAIToAnthropic(spec).response(done.body)
+            return _Answer(done.body, done, openai)
         done = await provider.chat(view.body, spec, timeout=timeout, headers=headers)
-        message = translator.response(done.body)
+        with answer_errors(f"{provider.name}/{spec.name}"):
+            message = translator.response(done.body)
         dropped = (*translator.dropped, *done.dropped)
         return _Answer(message, Completion(message, done.usage, dropped=dropped), done.body)
 
     async def review(model: str, answer: _Answer) -> Review | None:
-        assert decision.reviewer is not None
-        openai = answer.openai or OpenAIToAnthropic(ex.policy.models[model]).response(answer.message)
-        verdict = await decision.reviewer.review(view, model, openai)
+        assert decision.reviewer is not None and answer.openai is not None
+        verdict = await decision.reviewer.review(view, model, answer.openai)
         ex.extra_cost += Decimal(str(verdict.cost_usd))
         return verdict
 
@@ -153,7 +161,7 @@ async def _complete(ex: Exchange, body: Mapping[str, Any], translator: Anthropic
     answer = outcome.result
     ex.served, ex.usage, ex.dropped = outcome.model, answer.completion.usage, answer.completion.dropped
     if ex.hooks.settled:  # hooks read the answer in OpenAI's shape
-        ex.answer = answer.openai or OpenAIToAnthropic(ex.policy.models[outcome.model]).response(answer.message)
+        ex.answer = answer.openai
     ex.settle("ok")
     headers = {**ex.response_headers(with_cost=True), "request-id": ex.request_id}
     raw = answer.completion.raw if answer.completion.raw is not None else json.dumps(answer.message)
@@ -166,8 +174,9 @@ class _Frames:
     ``builder`` the answer is also reassembled in OpenAI's shape for the hooks (native events are
     read through ``reader``)."""
 
-    def __init__(self, stream: ChunkStream, translator: AnthropicToOpenAI | None, dropped: tuple[str, ...],
+    def __init__(self, where: str, stream: ChunkStream, translator: AnthropicToOpenAI | None, dropped: tuple[str, ...],
                  builder: AnswerBuilder | None = None, reader: OpenAIToAnthropic | None = None) -> None:
+        self.where = where  # provider/model, for errors
         self.stream = stream
         self.translator = translator
         self.builder = builder
@@ -180,21 +189,29 @@ class _Frames:
         return (*self._dropped, *self.stream.dropped, *extra)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        t = self.translator
-        if t is None:
+        if self.translator is None:
             async for frame in self.stream:
                 if self.builder is not None:
-                    self._read_native(frame)
+                    with answer_errors(self.where):
+                        self._read_native(frame)
                 yield frame
             return
         async for chunk in self.stream:
-            data = json.loads(chunk)
-            if self.builder is not None:
-                self.builder.add(data)
-            for name, event in t.event(None, data):
-                yield encode(json.dumps(event), name)
-        for name, event in t.end():
-            yield encode(json.dumps(event), name)
+            with answer_errors(self.where):
+                frames = self._translated(chunk)
+            for frame in frames:
+                yield frame
+        with answer_errors(self.where):
+            frames = [encode(json.dumps(event), name) for name, event in self.translator.end()]
+        for frame in frames:
+            yield frame
+
+    def _translated(self, chunk: bytes) -> list[bytes]:
+        assert self.translator is not None
+        data = json.loads(chunk)
+        if self.builder is not None:
+            self.builder.add(data)
+        return [encode(json.dumps(event), name) for name, event in self.translator.event(None, data)]
 
     def _read_native(self, frame: bytes) -> None:
         assert self.builder is not None and self._reader is not None
@@ -217,10 +234,11 @@ async def _open(ex: Exchange, body: Mapping[str, Any], provider: Provider, spec:
         assert ex.view is not None
         if isinstance(provider, AnthropicProvider):
             stream = await provider.messages_stream(body, spec, timeout=timeout, idle_timeout=idle, headers=_forwarded(ex, headers))
-            frames = _Frames(stream, None, (), builder, OpenAIToAnthropic(spec) if builder is not None else None)
+            frames = _Frames(f"{provider.name}/{spec.name}", stream, None, (), builder,
+                             OpenAIToAnthropic(spec) if builder is not None else None)
         else:
             stream = await provider.chat_stream(ex.view.body, spec, timeout=timeout, idle_timeout=idle, headers=headers)
-            frames = _Frames(stream, AnthropicToOpenAI(), dropped, builder)
+            frames = _Frames(f"{provider.name}/{spec.name}", stream, AnthropicToOpenAI(), dropped, builder)
         return stream, frames.__aiter__()
 
     _, iterator, first = await open_first(f"{provider.name}/{spec.name}", timeout, start)
@@ -268,6 +286,17 @@ async def _stream(request: web.Request, ex: Exchange, body: Mapping[str, Any], t
     except (ConnectionResetError, asyncio.CancelledError):
         status, error_type = "client_closed", "client_closed"
         raise
+    except Exception:
+        if not resp.prepared:
+            raise
+        status, error_type = "error", "internal"  # a bug of ours mid-stream: end it, never start a second response
+        log.exception("unexpected error while streaming request %s", ex.request_id)
+        ex.services.metrics.errors.labels("internal").inc()
+        body = anthropic_error_body(500, "internal error in the modelroute sidecar", "api_error")
+        try:
+            await resp.write(encode(json.dumps(body), "error"))
+        except ConnectionResetError:
+            pass
     finally:
         ex.usage = frames.stream.usage
         ex.attempts[-1].usage = frames.stream.usage

@@ -234,24 +234,40 @@ class AnswerBuilder:
         self.usage: Mapping[str, Any] | None = None
 
     def add(self, chunk: Mapping[str, Any]) -> None:
-        self.model = chunk.get("model") or self.model
-        if chunk.get("usage"):
-            self.usage = chunk["usage"]
-        for choice in chunk.get("choices") or []:
-            if choice.get("index", 0) != 0:
+        """Add one chunk payload; pieces of the wrong type (an upstream's bug) are skipped."""
+        model, usage, choices = chunk.get("model"), chunk.get("usage"), chunk.get("choices")
+        if model and isinstance(model, str):
+            self.model = model
+        if usage and isinstance(usage, dict):
+            self.usage = usage
+        for choice in choices if type(choices) is list else ():
+            if type(choice) is not dict or choice.get("index", 0) != 0:
                 continue
-            delta = choice.get("delta") or {}
-            if delta.get("content"):
-                self.content.append(delta["content"])
-            for call in delta.get("tool_calls") or []:
-                slot = self.tool_calls.setdefault(call.get("index", 0), {"id": None, "type": "function",
-                                                                         "function": {"name": "", "arguments": ""}})
-                slot["id"] = call.get("id") or slot["id"]
-                fn = call.get("function") or {}
-                slot["function"]["name"] += fn.get("name") or ""
-                slot["function"]["arguments"] += fn.get("arguments") or ""
-            if choice.get("finish_reason"):
-                self.finish_reason = choice["finish_reason"]
+            delta = choice.get("delta")
+            if type(delta) is dict:
+                content = delta.get("content")
+                if content and type(content) is str:
+                    self.content.append(content)
+                if delta.get("tool_calls"):
+                    self._tool_calls(delta["tool_calls"])
+            finish = choice.get("finish_reason")
+            if finish and type(finish) is str:
+                self.finish_reason = finish
+
+    def _tool_calls(self, calls: Any) -> None:
+        for call in calls if type(calls) is list else ():
+            if type(call) is not dict:
+                continue
+            index = call.get("index", 0)
+            slot = self.tool_calls.setdefault(index if type(index) is int else 0,
+                                              {"id": None, "type": "function", "function": {"name": "", "arguments": ""}})
+            if call.get("id") and type(call["id"]) is str:
+                slot["id"] = call["id"]
+            fn = call.get("function")
+            if type(fn) is dict:
+                name, arguments = fn.get("name"), fn.get("arguments")
+                slot["function"]["name"] += name if type(name) is str else ""
+                slot["function"]["arguments"] += arguments if type(arguments) is str else ""
 
     @classmethod
     def from_chunks(cls, chunks: list[bytes]) -> dict[str, Any]:

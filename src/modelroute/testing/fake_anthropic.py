@@ -22,7 +22,7 @@ import asyncio
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from aiohttp import web
 
@@ -66,6 +66,7 @@ class FakeAnthropic(ServerBase):
     replies: list[Reply] = field(default_factory=list)
     requests: list[Received] = field(default_factory=list)
     record: bool = True
+    mangle: Callable[[dict[str, Any]], Any] | None = None  # rewrites each answer and event payload before it is sent
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/messages", self._messages)
@@ -129,7 +130,10 @@ class FakeAnthropic(ServerBase):
         message = self._answer(body)
         if body.get("stream"):
             return await self._stream(request, message, fault)
-        return web.json_response(message, headers={"request-id": "req_" + _digest(body)[:16]})
+        return web.json_response(self._mangled(message), headers={"request-id": "req_" + _digest(body)[:16]})
+
+    def _mangled(self, payload: dict[str, Any]) -> Any:
+        return self.mangle(payload) if self.mangle is not None else payload
 
     def _usage(self, body: dict[str, Any], content: list[dict[str, Any]]) -> dict[str, Any]:
         total = prompt_tokens(body)
@@ -163,7 +167,7 @@ class FakeAnthropic(ServerBase):
                 break
             if fault is not None and fault.event_delay:
                 await asyncio.sleep(fault.event_delay)
-            await resp.write(_sse(name, data))
+            await resp.write(_sse(name, self._mangled(data)))
         await resp.write_eof()
         return resp
 

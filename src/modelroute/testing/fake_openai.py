@@ -15,7 +15,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from aiohttp import web
 
@@ -46,6 +46,7 @@ class FakeOpenAI(ServerBase):
     faults: dict[str, list[Fault]] = field(default_factory=dict)  # upstream model or "*" -> faults
     requests: list[Received] = field(default_factory=list)
     record: bool = True
+    mangle: Callable[[dict[str, Any]], Any] | None = None  # rewrites each answer and chunk payload before it is sent
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self._chat)
@@ -99,12 +100,15 @@ class FakeOpenAI(ServerBase):
         usage = self._usage(body, message)
         if body.get("stream"):
             return await self._stream(request, body, message, finish, usage, fault)
-        return web.json_response({
+        return web.json_response(self._mangled({
             "id": "chatcmpl-" + _digest(body)[:20], "object": "chat.completion", "created": int(time.time()),
             "model": body.get("model"), "system_fingerprint": "fp_fake",
             "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
             "usage": usage,
-        })
+        }))
+
+    def _mangled(self, payload: dict[str, Any]) -> Any:
+        return self.mangle(payload) if self.mangle is not None else payload
 
     def _usage(self, body: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]:
         prompt = prompt_tokens(body)
@@ -134,9 +138,9 @@ class FakeOpenAI(ServerBase):
             chunk = {**base, "choices": [delta]}
             if include_usage:
                 chunk["usage"] = None
-            await resp.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+            await resp.write(b"data: " + json.dumps(self._mangled(chunk)).encode() + b"\n\n")
         if include_usage:
-            await resp.write(b"data: " + json.dumps({**base, "choices": [], "usage": usage}).encode() + b"\n\n")
+            await resp.write(b"data: " + json.dumps(self._mangled({**base, "choices": [], "usage": usage})).encode() + b"\n\n")
         await resp.write(b"data: [DONE]\n\n")
         await resp.write_eof()
         return resp
