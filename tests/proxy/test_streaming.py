@@ -6,11 +6,16 @@ import asyncio
 import json
 import time
 
+from typing import Any, AsyncIterator
+
 import aiohttp
 import openai
+import pytest
 
+from modelroute.providers import TYPES, ChunkStream, Completion
+from modelroute.providers.openai import OpenAIProvider
 from modelroute.testing.fake_openai import FakeOpenAI
-from tests.support import Sidecar
+from tests.support import Sidecar, SidecarFactory, quickstart
 
 HELLO = [{"role": "user", "content": "stream me some words please"}]
 
@@ -119,3 +124,52 @@ async def test_a_stalled_stream_ends_at_the_idle_timeout(make_sidecar: object, f
     assert time.monotonic() - started < 2
     assert resp.headers["x-modelroute-model"] == "gpt-4o-mini"
     assert json.loads(text.split('data: ')[-2])['error']['code'] == 'stream_timeout' and text.endswith("data: [DONE]\n\n")
+
+
+class _Breaking(ChunkStream):
+    """The real upstream stream, then an exception of no known kind after its second chunk: how a
+    bug of the sidecar's own would surface mid-stream."""
+
+    def __init__(self, inner: ChunkStream) -> None:
+        self.inner = inner
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        count = 0
+        async for chunk in self.inner:
+            yield chunk
+            count += 1
+            if count == 2:
+                raise RuntimeError("a bug")
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class BreakingProvider(OpenAIProvider):
+    async def chat_stream(self, *args: Any, **kwargs: Any) -> ChunkStream:
+        return _Breaking(await super().chat_stream(*args, **kwargs))
+
+    async def chat(self, *args: Any, **kwargs: Any) -> Completion:
+        raise RuntimeError("a bug")
+
+
+async def test_an_error_of_the_sidecar_mid_stream_ends_the_stream_cleanly(
+        make_sidecar: SidecarFactory, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The provider type registry (not the HTTP client) points at a provider whose stream breaks."""
+    monkeypatch.setitem(TYPES, "openai", f"{__name__}:BreakingProvider")
+    sidecar = await make_sidecar(quickstart(fake_openai.base_url))
+    async with aiohttp.ClientSession() as http:
+        async with http.post(sidecar.url + "/v1/chat/completions", json={"model": "auto", "messages": HELLO, "stream": True}) as resp:
+            assert resp.status == 200
+            text = await resp.text()  # a corrupt chunked body would raise here
+    data = [line[6:] for line in text.split("\n") if line.startswith("data: ")]
+    assert len(data) == 4 and data[-1] == "[DONE]"
+    assert json.loads(data[2])["error"] == {"message": "internal error in the modelroute sidecar", "type": "server_error",
+                                            "param": None, "code": None}
+    assert sidecar.services.metrics.errors.labels("internal")._value.get() == 1
+    async with aiohttp.ClientSession() as http:  # the same bug before any byte went out: a 500, counted once too
+        async with http.post(sidecar.url + "/v1/chat/completions", json={"model": "auto", "messages": HELLO}) as resp:
+            assert resp.status == 500
+            assert (await resp.json())["error"]["message"] == "internal error in the modelroute sidecar"
+    await asyncio.sleep(0.05)  # the exchange is recorded on the next turns of the loop
+    assert sidecar.services.metrics.errors.labels("internal")._value.get() == 2

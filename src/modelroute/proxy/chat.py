@@ -8,7 +8,6 @@ SSE error event. The usage chunk the sidecar asked for is hidden from clients th
 from __future__ import annotations
 
 import asyncio
-import logging
 from modelroute import _json as json
 import time
 from decimal import Decimal
@@ -28,8 +27,6 @@ from modelroute.proxy.ingress import lower_headers, read_json, require_chat_fiel
 from modelroute.proxy.shapes import check_chat
 from modelroute.proxy.state import SERVICES
 from modelroute.routing import AUTO, Decision, Review, UnknownModel, build_view
-
-log = logging.getLogger("modelroute.proxy")
 
 
 async def decide(ex: Exchange) -> Decision:
@@ -165,9 +162,7 @@ async def _stream(request: web.Request, ex: Exchange) -> web.StreamResponse:
     except Exception:
         if not resp.prepared:
             raise
-        status, error_type = "error", "internal"  # a bug of ours mid-stream: end it, never start a second response
-        log.exception("unexpected error while streaming request %s", ex.request_id)
-        ex.services.metrics.errors.labels("internal").inc()
+        status, error_type = ex.failed_mid_stream()
         await _write_quietly(resp, b"".join(out) + _INTERNAL + DONE)
     finally:
         ex.usage = ex.attempts[-1].usage = held.stream.usage

@@ -185,6 +185,14 @@ class Exchange:
 
     # -- egress ------------------------------------------------------------------------------
 
+    def failed_mid_stream(self) -> tuple[str, str]:
+        """An error of the sidecar's own after a stream's headers went out: logged with its traceback
+        and counted; the caller ends the stream with its API's error event (a second response
+        written into the stream would corrupt it). Returns the settle status and error type."""
+        log.exception("unexpected error while streaming request %s", self.request_id)
+        self.services.metrics.errors.labels("internal").inc()
+        return "error", "internal"
+
     def settle(self, status: str = "ok", error_type: str | None = None) -> None:
         """Close the exchange once (later calls do nothing); the span, metrics and hooks are
         recorded on the next turn of the event loop, after the answer has gone out."""
@@ -255,7 +263,7 @@ class Exchange:
         m, policy = self.services.metrics, self.policy.name
         series = m.route(policy, self.route, self.served or "none")
         series.count(self.status)
-        if error_type:
+        if error_type and error_type != "internal":  # internal errors are counted where they are caught
             m.child(m.errors, error_type).inc()
         self._record_attempts(policy)
         if self.usage is not None:

@@ -18,7 +18,6 @@ with the sidecar's estimate.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -45,8 +44,6 @@ from modelroute.proxy.ingress import lower_headers, read_json
 from modelroute.proxy.shapes import check_messages
 from modelroute.proxy.state import SERVICES
 from modelroute.routing import AUTO, Review, build_view
-
-log = logging.getLogger("modelroute.proxy")
 
 #: Client headers forwarded to an Anthropic upstream on native pass-through (beta features).
 _FORWARDED = ("anthropic-beta",)
@@ -289,9 +286,7 @@ async def _stream(request: web.Request, ex: Exchange, body: Mapping[str, Any], t
     except Exception:
         if not resp.prepared:
             raise
-        status, error_type = "error", "internal"  # a bug of ours mid-stream: end it, never start a second response
-        log.exception("unexpected error while streaming request %s", ex.request_id)
-        ex.services.metrics.errors.labels("internal").inc()
+        status, error_type = ex.failed_mid_stream()
         body = anthropic_error_body(500, "internal error in the modelroute sidecar", "api_error")
         try:
             await resp.write(encode(json.dumps(body), "error"))
