@@ -110,3 +110,21 @@ async def test_a_wrong_type_is_named_by_its_path_in_each_api(mixed: Sidecar) -> 
             body = await resp.json()
             assert body["error"] == {"type": "invalid_request_error",
                                      "message": "messages.1.content.0.input: Input should be a valid dictionary"}
+
+
+@pytest.mark.parametrize(("path", "valid"), [
+    ("/v1/embeddings", {"model": "gpt-4o-mini", "input": ["a", "b"], "encoding_format": "float", "dimensions": 8}),
+    ("/v1/feedback", {"request_id": "r-1", "score": 0.5, "thumbs": "up", "comment": "ok", "labels": {"team": "a"}}),
+    ("/v1/batches", {"input_file_id": "file-1", "endpoint": "/v1/chat/completions", "completion_window": "24h",
+                     "metadata": {"team": "a"}}),
+], ids=["embeddings", "feedback", "batches"])
+async def test_other_endpoints_make_no_5xx_either(mixed: Sidecar, path: str, valid: dict[str, Any]) -> None:
+    rng = random.Random(path)
+    async with aiohttp.ClientSession() as http:
+        for _ in range(CASES):
+            body = mutated(valid, rng)
+            async with http.post(mixed.url + path, json=body) as resp:
+                assert resp.status < 500, f"{path} answered {resp.status} to {body}: {await resp.text()}"
+                if resp.status >= 400:
+                    _assert_error_format(path, resp.status, await resp.json(), body)
+    assert mixed.services.metrics.errors.labels("internal")._value.get() == 0
