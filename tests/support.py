@@ -130,6 +130,26 @@ def field_paths(doc: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, .
         yield from field_paths(value, (*prefix, key))
 
 
+def each_field_mutated(valid: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every copy of ``valid`` with exactly one field replaced by one of :data:`OTHER_TYPES` or dropped."""
+    for path in field_paths(valid):
+        for value in [*OTHER_TYPES, _DROP]:
+            doc = copy.deepcopy(valid)
+            parent = doc
+            for key in path[:-1]:
+                parent = parent[key]
+            if value is _DROP:
+                if not isinstance(parent, dict):
+                    continue
+                del parent[path[-1]]
+            else:
+                parent[path[-1]] = copy.deepcopy(value)
+            yield doc
+
+
+_DROP = object()
+
+
 def mutated(valid: dict[str, Any], rng: random.Random, drop: float = 0.15) -> dict[str, Any]:
     """A copy of ``valid`` with one to three fields replaced by a value of another type, or dropped."""
     doc = copy.deepcopy(valid)

@@ -226,3 +226,25 @@ async def test_hooks_admit_and_see_the_answer_in_openai_shape(make_sidecar: Any,
     assert [a["choices"][0]["message"]["content"] for a in answers] == texts
     assert all(a["choices"][0]["finish_reason"] == "stop" and a["usage"]["completion_tokens"] > 0 for a in answers)
     assert len(hook.seen) == 5 and hook.seen[4].status == "error"
+
+
+WEB_SEARCH_HISTORY = [
+    {"role": "user", "content": "what is new?"},
+    {"role": "assistant", "content": [
+        {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {"query": "news"}},
+        {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": []},
+        {"type": "text", "text": "nothing much"}]},
+    {"role": "user", "content": "and now?"},
+]
+
+
+async def test_content_without_an_openai_equivalent_is_served_natively(claude: anthropic.AsyncAnthropic,
+                                                                       fake_anthropic: FakeAnthropic) -> None:
+    """Server tool blocks from an earlier turn: routing reads the request without them, and only
+    Claude can serve it; where the route has no Anthropic model, the 400 names the reason."""
+    raw = await claude.messages.with_raw_response.create(model="auto", max_tokens=200, messages=WEB_SEARCH_HISTORY)
+    assert raw.headers["x-modelroute-model"] == "claude-sonnet"
+    assert fake_anthropic.calls()[-1].body["messages"] == WEB_SEARCH_HISTORY  # untouched
+    with pytest.raises(anthropic.BadRequestError) as info:  # the premium route has gpt-4o only
+        await claude.messages.create(model="auto", max_tokens=200, messages=WEB_SEARCH_HISTORY, extra_headers=TO_OPENAI)
+    assert "gpt-4o: assistant content block 'server_tool_use' has no OpenAI equivalent" in info.value.message

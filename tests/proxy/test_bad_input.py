@@ -24,10 +24,10 @@ async def post(sidecar: Sidecar, path: str, data: bytes, headers: dict[str, str]
         (b"[1, 2]", 400, "invalid_json"),
         (b'{"messages": [{"role": "user", "content": "x"}]}', 400, "missing_required_parameter"),
         (b'{"model": "auto"}', 400, "missing_required_parameter"),
-        (b'{"model": "auto", "messages": "hello"}', 422, "invalid_type"),
-        (b'{"model": "auto", "messages": []}', 422, "invalid_type"),
-        (b'{"model": 7, "messages": [{"role": "user", "content": "x"}]}', 422, "invalid_type"),
-        (b'{"model": "auto", "messages": [{"content": "x"}]}', 422, "invalid_type"),
+        (b'{"model": "auto", "messages": "hello"}', 400, "invalid_type"),
+        (b'{"model": "auto", "messages": []}', 400, "invalid_type"),
+        (b'{"model": 7, "messages": [{"role": "user", "content": "x"}]}', 400, "invalid_type"),
+        (b'{"model": "auto", "messages": [{"content": "x"}]}', 400, "invalid_type"),
     ],
 )
 async def test_malformed_requests(sidecar: Sidecar, data: bytes, status: int, code: str) -> None:

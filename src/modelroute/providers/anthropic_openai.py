@@ -51,8 +51,9 @@ class AnthropicToOpenAI(Translator):
     source = "anthropic"
     target = "openai"
 
-    def __init__(self) -> None:
+    def __init__(self, lenient: bool = False) -> None:
         super().__init__()
+        self.lenient = lenient  # content with no OpenAI equivalent is dropped (and named) instead of refused
         self._started = False
         self._done = False
         self._id = ""
@@ -119,15 +120,15 @@ class AnthropicToOpenAI(Translator):
             self._cached(block)
             if block.get("type") == "tool_result":
                 results.append(self._tool_result(block))
-            else:
-                parts.append(self._part(block))
+            elif (part := self._part(block)) is not None:
+                parts.append(part)
         if not parts:
             return results
         if all(p["type"] == "text" for p in parts) and len(parts) == 1:
             return [*results, {"role": "user", "content": parts[0]["text"]}]
         return [*results, {"role": "user", "content": parts}]
 
-    def _part(self, block: Mapping[str, Any]) -> dict[str, Any]:
+    def _part(self, block: Mapping[str, Any]) -> dict[str, Any] | None:
         kind = block.get("type")
         source = obj(block.get("source"))
         if kind == "text":
@@ -146,7 +147,13 @@ class AnthropicToOpenAI(Translator):
                 self.drop("document.title")
             return {"type": "text", "text": str(source.get("data") or "")}
         detail = f"{kind} ({source.get('type')})" if source else repr(kind)
-        raise TranslationError(f"content block {detail} has no equivalent in the OpenAI chat completions API")
+        self._untranslatable(f"content.{kind}", f"content block {detail} has no equivalent in the OpenAI chat completions API")
+        return None
+
+    def _untranslatable(self, name: str, message: str) -> None:
+        if not self.lenient:
+            raise TranslationError(message)
+        self.drop(name)
 
     def _tool_result(self, block: Mapping[str, Any]) -> dict[str, Any]:
         content = block.get("content")
@@ -178,7 +185,7 @@ class AnthropicToOpenAI(Translator):
             elif kind in ("thinking", "redacted_thinking"):
                 self.drop("thinking")
             else:
-                raise TranslationError(f"assistant content block {kind!r} has no OpenAI equivalent")
+                self._untranslatable(f"content.{kind}", f"assistant content block {kind!r} has no OpenAI equivalent")
         out: dict[str, Any] = {"role": "assistant", "content": "".join(texts) or None}
         if calls:
             out["tool_calls"] = calls

@@ -312,7 +312,7 @@ class RequestMapper:
     def _thinking(self, body: Mapping[str, Any], out: dict[str, Any]) -> None:
         thinking = body.get("thinking")
         effort = body.get("reasoning_effort")
-        if thinking is None and effort in THINKING_BUDGETS:
+        if thinking is None and isinstance(effort, str) and effort in THINKING_BUDGETS:
             budget = min(THINKING_BUDGETS[str(effort)], out["max_tokens"] - 1)
             if budget < MIN_THINKING_BUDGET:
                 self.drop("reasoning_effort")  # max_tokens leaves no room for Anthropic's minimum budget

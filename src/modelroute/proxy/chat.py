@@ -140,8 +140,10 @@ async def _stream(request: web.Request, ex: Exchange) -> web.StreamResponse:
                                        **ex.response_headers(with_cost=False)})
     status, error_type = "ok", None
     out: list[bytes] = []  # events received together leave together, in one write
+    started = False  # the headers went out: an error can only be told inside the stream now
     try:
         await resp.prepare(request)
+        started = True
         while (chunk := await held.next()) is not None:
             if sent is not None:
                 sent.append(chunk)
@@ -152,6 +154,7 @@ async def _stream(request: web.Request, ex: Exchange) -> web.StreamResponse:
                 out.clear()
         out.append(DONE)
         await resp.write(b"".join(out))
+        out.clear()
         await resp.write_eof()  # the client has it all: the bookkeeping below is not waited for
     except ProviderError as exc:
         status, error_type = "error", "stream_" + exc.kind.value
@@ -160,7 +163,8 @@ async def _stream(request: web.Request, ex: Exchange) -> web.StreamResponse:
         status, error_type = "client_closed", "client_closed"
         raise
     except Exception:
-        if not resp.prepared:
+        if not started:
+            status, error_type = "error", "internal"
             raise
         status, error_type = ex.failed_mid_stream()
         await _write_quietly(resp, b"".join(out) + _INTERNAL + DONE)

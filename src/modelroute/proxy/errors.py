@@ -3,7 +3,7 @@
 Exception tree::
 
     ClientError                 an answer other than the model's (status, OpenAI error object)
-    ├── BadRequest              400 invalid_request_error (422 for a body of the wrong shape)
+    ├── BadRequest              400 invalid_request_error
     ├── NotFound                404 (unknown model, unknown path)
     ├── PayloadTooLarge         413
     └── UpstreamFailure         every candidate failed: 429, 502, 503 or 504, naming the models tried

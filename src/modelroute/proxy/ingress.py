@@ -39,23 +39,23 @@ def _too_large(limit: int) -> PayloadTooLarge:
 
 
 def require_chat_fields(body: Mapping[str, Any]) -> None:
-    """400 for a missing field, 422 for a field of the wrong type."""
+    """400 for a missing field or one of the wrong type (``missing_required_parameter``, ``invalid_type``), as OpenAI answers."""
     if "model" not in body:
         raise BadRequest("you must provide a model parameter", param="model", code="missing_required_parameter")
     if not isinstance(body["model"], str):
-        raise BadRequest("model must be a string", param="model", code="invalid_type", status=422)
+        raise BadRequest("model must be a string", param="model", code="invalid_type")
     messages = body.get("messages")
     if messages is None:
         raise BadRequest("messages is a required property", param="messages", code="missing_required_parameter")
     if not isinstance(messages, list) or not messages:
-        raise BadRequest("messages must be a non-empty array", param="messages", code="invalid_type", status=422)
+        raise BadRequest("messages must be a non-empty array", param="messages", code="invalid_type")
     for i, msg in enumerate(messages):
         if not isinstance(msg, dict) or not isinstance(msg.get("role"), str):
-            raise BadRequest(f"messages[{i}] must be an object with a role", param=f"messages[{i}]", code="invalid_type", status=422)
+            raise BadRequest(f"messages[{i}] must be an object with a role", param=f"messages[{i}]", code="invalid_type")
     if body.get("tools") is not None and not isinstance(body["tools"], list):
-        raise BadRequest("tools must be an array", param="tools", code="invalid_type", status=422)
+        raise BadRequest("tools must be an array", param="tools", code="invalid_type")
     if "stream" in body and not isinstance(body["stream"], (bool, type(None))):
-        raise BadRequest("stream must be a boolean", param="stream", code="invalid_type", status=422)
+        raise BadRequest("stream must be a boolean", param="stream", code="invalid_type")
 
 
 #: Client headers that routing never sees: the app's own credentials.

@@ -33,7 +33,7 @@ from modelroute.providers.anthropic_errors import anthropic_error_body, error_ty
 from modelroute.providers.anthropic_openai import AnthropicToOpenAI
 from modelroute.providers.openai_anthropic import OpenAIToAnthropic
 from modelroute.providers.sse import encode
-from modelroute.providers.translate import answer_errors
+from modelroute.providers.translate import SHAPE_ERRORS, answer_errors
 from modelroute.proxy.attempts import attempt_each
 from modelroute.proxy.chat import decide
 from modelroute.proxy.errors import BadRequest, ClientError
@@ -68,16 +68,34 @@ def _require(body: Mapping[str, Any], count: bool) -> None:
     for i, msg in enumerate(messages):
         if not isinstance(msg, dict) or msg.get("role") not in ("user", "assistant"):
             raise BadRequest(f"messages.{i}.role: Input should be 'user' or 'assistant'", param=f"messages.{i}")
+        if msg.get("content") is None:
+            raise BadRequest(f"messages.{i}.content: Field required", param=f"messages.{i}.content")
     if "stream" in body and not isinstance(body["stream"], (bool, type(None))):
         raise BadRequest("stream: Input should be a valid boolean", param="stream")
     check_messages(body)
 
 
-def _translate(body: Mapping[str, Any]) -> tuple[AnthropicToOpenAI, dict[str, Any]]:
-    translator = AnthropicToOpenAI()
+@dataclass(slots=True)
+class _Incoming:
+    body: dict[str, Any]  # as the client sent it
+    translator: AnthropicToOpenAI
+    openai: dict[str, Any]  # in OpenAI's shape: what routing reads and OpenAI-compatible models get
+    native_only: str | None  # content without an OpenAI equivalent: only Anthropic models can serve it
+
+
+def _translate(body: dict[str, Any]) -> _Incoming:
+    """The request in OpenAI's shape. Content with no OpenAI equivalent (server tool blocks, a
+    document by URL) does not refuse the request: routing reads a copy without it, and only
+    Anthropic models are candidates (the others are skipped with the reason)."""
     try:
-        return translator, translator.request(body)
-    except ProviderError as exc:  # TranslationError: content with no OpenAI equivalent at all
+        translator = AnthropicToOpenAI()
+        return _Incoming(body, translator, translator.request(body), None)
+    except ProviderError as exc:  # TranslationError
+        why = exc.message
+    try:
+        translator = AnthropicToOpenAI(lenient=True)
+        return _Incoming(body, translator, translator.request(body), why)
+    except ProviderError as exc:
         raise BadRequest(exc.message, code="unsupported_content") from None
 
 
@@ -85,7 +103,7 @@ def _forwarded(ex: Exchange, headers: Mapping[str, str]) -> dict[str, str]:
     return {**headers, **{k: ex.incoming_headers[k] for k in _FORWARDED if k in ex.incoming_headers}}
 
 
-async def _ingress(request: web.Request, *, count: bool) -> tuple[dict[str, Any], AnthropicToOpenAI, dict[str, Any]]:
+async def _ingress(request: web.Request, *, count: bool) -> _Incoming:
     """The body of a Messages request, checked, and its translation to OpenAI's shape; a
     ClientError (counted in the errors metric) when there is no policy yet or the body is wrong."""
     services = request.app[SERVICES]
@@ -94,22 +112,23 @@ async def _ingress(request: web.Request, *, count: bool) -> tuple[dict[str, Any]
             raise ClientError("the sidecar has no policy yet", status=503)
         body = await read_json(request, services.settings.max_body_bytes)
         _require(body, count=count)
-        translator, openai_body = _translate(body)
+        return _translate(body)
     except ClientError as exc:
         services.metrics.errors.labels(exc.code or exc.type).inc()
         raise
-    return body, translator, openai_body
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
     try:
-        body, translator, openai_body = await _ingress(request, count=False)
+        incoming = await _ingress(request, count=False)
     except ClientError as exc:
         return error_response(exc)
+    body, translator = incoming.body, incoming.translator
     ex = Exchange(services, services.holder.current, "chat", lower_headers(request))
     try:
-        ex.view = build_view(openai_body, ex.incoming_headers, api="anthropic")
+        ex.view = build_view(incoming.openai, ex.incoming_headers, api="anthropic")
+        ex.view.native_only = incoming.native_only
         ex.decision = await decide(ex)
         if ex.hooks.admit:
             await ex.hooks.run_admit(ex)
@@ -137,11 +156,8 @@ async def _complete(ex: Exchange, body: Mapping[str, Any], translator: Anthropic
     async def call(provider: Provider, spec: ModelSpec, timeout: float, headers: Mapping[str, str]) -> _Answer:
         if isinstance(provider, AnthropicProvider):
             done = await provider.messages(body, spec, timeout=timeout, headers=_forwarded(ex, headers))
-            openai = None
-            if decision.reviewer is not None or ex.hooks.settled:  # they read the answer in OpenAI's shape
-                with answer_errors(f"{provider.name}/{spec.name}"):
-                    openai = OpenAIToAnthropic(spec).response(done.body)
-            return _Answer(done.body, done, openai)
+            return _Answer(done.body, done, _openai_copy(done.body, provider.name, spec, decision.reviewer is not None,
+                                                         bool(ex.hooks.settled)))
         done = await provider.chat(view.body, spec, timeout=timeout, headers=headers)
         with answer_errors(f"{provider.name}/{spec.name}"):
             message = translator.response(done.body)
@@ -163,6 +179,21 @@ async def _complete(ex: Exchange, body: Mapping[str, Any], translator: Anthropic
     headers = {**ex.response_headers(with_cost=True), "request-id": ex.request_id}
     raw = answer.completion.raw if answer.completion.raw is not None else json.dumps(answer.message)
     return web.Response(body=raw, content_type="application/json", headers=headers)
+
+
+def _openai_copy(message: Mapping[str, Any], provider: str, spec: ModelSpec, review: bool, hooks: bool) -> Mapping[str, Any] | None:
+    """A native answer in OpenAI's shape, for a cascade's review or the hooks (None when neither
+    reads it). A review cannot pass an answer it cannot read: the attempt fails as ``protocol``.
+    The hooks only record, so for them an unreadable answer is left out and the client still gets it."""
+    if review:
+        with answer_errors(f"{provider}/{spec.name}"):
+            return OpenAIToAnthropic(spec).response(message)
+    if hooks:
+        try:
+            return OpenAIToAnthropic(spec).response(message)
+        except SHAPE_ERRORS:
+            return None
+    return None
 
 
 class _Frames:
@@ -189,8 +220,10 @@ class _Frames:
         if self.translator is None:
             async for frame in self.stream:
                 if self.builder is not None:
-                    with answer_errors(self.where):
+                    try:
                         self._read_native(frame)
+                    except SHAPE_ERRORS:  # only the hooks' copy is lost; the client's stream goes on
+                        self.builder = None
                 yield frame
             return
         async for chunk in self.stream:
@@ -266,8 +299,10 @@ async def _stream(request: web.Request, ex: Exchange, body: Mapping[str, Any], t
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                        "request-id": ex.request_id, **ex.response_headers(with_cost=False)})
     status, error_type = "ok", None
+    started = False  # the headers went out: an error can only be told inside the stream now
     try:
         await resp.prepare(request)
+        started = True
         while True:
             await resp.write(frame)
             try:
@@ -284,7 +319,8 @@ async def _stream(request: web.Request, ex: Exchange, body: Mapping[str, Any], t
         status, error_type = "client_closed", "client_closed"
         raise
     except Exception:
-        if not resp.prepared:
+        if not started:
+            status, error_type = "error", "internal"
             raise
         status, error_type = ex.failed_mid_stream()
         body = anthropic_error_body(500, "internal error in the modelroute sidecar", "api_error")
@@ -309,9 +345,10 @@ async def count_tokens(request: web.Request) -> web.Response:
     for a model of another provider, the sidecar's own estimate."""
     services = request.app[SERVICES]
     try:
-        body, _, openai_body = await _ingress(request, count=True)
+        incoming = await _ingress(request, count=True)
     except ClientError as exc:
         return error_response(exc)
+    body, openai_body = incoming.body, incoming.openai
     runtime = services.holder.current
     policy = runtime.policy
     name = body["model"] if body["model"] in policy.models else policy.default if body["model"] == AUTO else None

@@ -4,9 +4,8 @@ Routing, cost estimation and the OpenAI <-> Anthropic translators read the messa
 parts, the tools and a few parameters. A field of the wrong JSON type is refused here, before
 any of that runs, in the words of the API the client speaks:
 
-* chat completions: 422 ``invalid_type``, ``Invalid type for 'messages[0].content[1].text':
-  expected a string, but got an integer instead.`` (OpenAI's wording; 422 as for the other
-  wrongly shaped bodies);
+* chat completions: 400 ``invalid_type``, ``Invalid type for 'messages[0].content[1].text':
+  expected a string, but got an integer instead.`` (OpenAI's status and wording);
 * Messages: 400 ``invalid_request_error``, ``messages.0.content.1.text: Input should be a valid
   string`` (Anthropic's).
 
@@ -27,14 +26,15 @@ _NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a boolea
 
 
 def _kind(value: Any) -> str:
-    return "a number" if isinstance(value, float) else _NAMES.get(type(value), type(value).__name__)
+    return "a decimal number" if isinstance(value, float) else _NAMES.get(type(value), type(value).__name__)
 
 
-_OPENAI_WORDS = {"string": "a string", "number": "a number", "integer": "an integer", "object": "an object", "array": "an array"}
+_OPENAI_WORDS = {"string": "a string", "number": "a number", "integer": "an integer", "boolean": "a boolean",
+                 "object": "an object", "array": "an array"}
 _ANTHROPIC_WORDS = {"string": "a valid string", "number": "a valid number", "integer": "a valid integer",
-                    "object": "a valid dictionary", "array": "a valid list"}
-_TYPES: dict[str, tuple[type, ...]] = {"string": (str,), "number": (int, float), "integer": (int,), "object": (dict,),
-                                       "array": (list,)}
+                    "boolean": "a valid boolean", "object": "a valid dictionary", "array": "a valid list"}
+_TYPES: dict[str, tuple[type, ...]] = {"string": (str,), "number": (int, float), "integer": (int,), "boolean": (bool,),
+                                       "object": (dict,), "array": (list,)}
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class Checker:
         if self.anthropic:
             return BadRequest(f"{where}: Input should be {expected}", param=where)
         return BadRequest(f"Invalid type for '{where}': expected {expected}, but got {_kind(value)} instead.",
-                          param=where, code="invalid_type", status=422)
+                          param=where, code="invalid_type")
 
     def field(self, body: Mapping[str, Any], key: str, kinds: tuple[type, ...], expected: str,
               parts: tuple[Part, ...] = ()) -> Any:
@@ -120,9 +120,11 @@ def check_chat(body: Mapping[str, Any]) -> None:
     for i, value in enumerate(stop if isinstance(stop, list) else ()):
         if not isinstance(value, str):
             raise c.fail(("stop", i), c.word("string"), value)
-    c.typed(body, "string", ("user",))
-    c.typed(body, "integer", ("max_tokens", "max_completion_tokens", "n"))
+    c.typed(body, "string", ("user", "reasoning_effort"))
+    c.typed(body, "object", ("thinking",))  # read when translating for Claude, as are top_k and parallel_tool_calls
+    c.typed(body, "integer", ("max_tokens", "max_completion_tokens", "n", "top_k"))
     c.typed(body, "number", ("temperature", "top_p", "presence_penalty", "frequency_penalty"))
+    c.typed(body, "boolean", ("parallel_tool_calls",))
 
 
 def check_messages(body: Mapping[str, Any]) -> None:
@@ -160,6 +162,7 @@ def _block(block: Mapping[str, Any], at: tuple[Part, ...]) -> None:
         c.typed(block, "string", ("text",), at)
     elif kind in ("image", "document"):
         c.typed(block, "object", ("source",), at)
+        c.typed(block.get("source") or {}, "string", ("type", "media_type", "data", "url"), (*at, "source"))
     elif kind == "tool_use":
         c.typed(block, "string", ("id", "name"), at)
         c.typed(block, "object", ("input",), at)

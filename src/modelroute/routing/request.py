@@ -35,6 +35,7 @@ class RequestView:
     task: str | None = None
     complexity: str | None = None
     api: str = "openai"  # the API the client spoke: openai | anthropic
+    native_only: str | None = None  # why only models of the client's own API can serve it (untranslatable content)
     labels: dict[str, Any] = field(default_factory=dict)  # set by labelling strategies
     decision_cost_usd: float = 0.0  # what strategies spent deciding (classifier, embedding calls)
     _prompt: str | None = None

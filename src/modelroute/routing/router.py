@@ -101,6 +101,8 @@ class Router:
 
     def unfit(self, view: RequestView, name: str) -> str | None:
         model = self.policy.models[name]
+        if view.native_only and self.policy.providers[model.provider].type != view.api:
+            return view.native_only
         if view.tool_count and not model.supports("tools"):
             return "no tools capability"
         if view.response_format != "text" and not model.supports("json"):

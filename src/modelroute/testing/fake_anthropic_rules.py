@@ -18,6 +18,9 @@ _MESSAGES_KEYS = frozenset({
 _COUNT_KEYS = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking", "output_config", "mcp_servers"})
 _IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+#: Blocks of server tools (web search, web fetch, code execution, MCP) that past assistant turns carry.
+_SERVER_TOOL_BLOCKS = ("server_tool_use", "web_search_tool_result", "web_fetch_tool_result",
+                       "code_execution_tool_result", "mcp_tool_use", "mcp_tool_result")
 
 
 def check_request(body: Any, count: bool) -> str | None:
@@ -90,8 +93,8 @@ def _block(block: Any, role: str, where: str) -> str | None:
     if not isinstance(block, dict):
         return f"{where}: Input should be an object"
     kind = block.get("type")
-    allowed = {"user": ("text", "image", "document", "tool_result"),
-               "assistant": ("text", "tool_use", "thinking", "redacted_thinking")}[role]
+    allowed = {"user": ("text", "image", "document", "tool_result", "search_result"),
+               "assistant": ("text", "tool_use", "thinking", "redacted_thinking", *_SERVER_TOOL_BLOCKS)}[role]
     if kind not in allowed:
         return f"{where}.type: {kind!r} is not allowed in a {role} message"
     if kind == "text" and (not isinstance(block.get("text"), str) or not block["text"]):

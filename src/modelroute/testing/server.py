@@ -26,6 +26,7 @@ class Received:
 class ServerBase:
     host: str = "127.0.0.1"
     port: int = 0
+    refused: int = field(default=0, init=False)  # bodies answered with unreadable()
     _runner: web.AppRunner | None = field(default=None, init=False, repr=False)
 
     def routes(self, app: web.Application) -> None:
@@ -42,7 +43,7 @@ class ServerBase:
         return f"http://{self.host}:{self.port}"
 
     async def start(self) -> "ServerBase":
-        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[_refusing_unreadable(self.unreadable)])
+        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[_refusing_unreadable(self)])
         self.routes(app)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.2)
         await self._runner.setup()
@@ -83,14 +84,16 @@ class ServerBase:
             sys.exit(0)
 
 
-def _refusing_unreadable(unreadable: Callable[[str], web.Response]) -> Any:
-    """Middleware: a real provider answers a body with a field of the wrong type with a 400, not a 500."""
+def _refusing_unreadable(server: ServerBase) -> Any:
+    """Middleware: a real provider answers a body with a field of the wrong type with a 400, not a
+    500. ``server.refused`` counts them: a test can tell such a 400 from a fake's answer."""
     @web.middleware
     async def refuse_unreadable(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             return await handler(request)
         except (TypeError, AttributeError, KeyError, ValueError) as exc:
-            return unreadable(f"the request body could not be read: {type(exc).__name__}")
+            server.refused += 1
+            return server.unreadable(f"the request body could not be read: {type(exc).__name__}")
 
     return refuse_unreadable
 
