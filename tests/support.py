@@ -154,7 +154,10 @@ def mutated(valid: dict[str, Any], rng: random.Random, drop: float = 0.15) -> di
     """A copy of ``valid`` with one to three fields replaced by a value of another type, or dropped."""
     doc = copy.deepcopy(valid)
     for _ in range(rng.randint(1, 3)):
-        path = rng.choice(list(field_paths(doc)))
+        paths = list(field_paths(doc))
+        if not paths:  # an empty object or array: nothing to change
+            break
+        path = rng.choice(paths)
         parent = doc
         for key in path[:-1]:
             parent = parent[key]

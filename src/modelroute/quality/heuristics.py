@@ -55,7 +55,9 @@ def _json_ok(text: str) -> bool:
 
 
 def _args_ok(call: Mapping[str, Any]) -> bool:
-    fn = call.get("function") or {}
+    fn = call.get("function")
+    if not isinstance(fn, Mapping):
+        return False
     try:
         value = json.loads(fn.get("arguments") or "")
     except (ValueError, TypeError):
