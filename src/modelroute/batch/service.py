@@ -158,12 +158,12 @@ def batch_cost(usages: list[tuple[Part, Usage]]) -> Decimal:
 
 
 def _usage(text: bytes) -> Usage | None:
+    """The usage of one output line; None for a line that does not follow the batch format."""
     try:
-        line = json.loads(text)
-        body = line["response"]["body"]
-    except (ValueError, KeyError, TypeError):
+        body = json.loads(text)["response"]["body"]
+        return Usage.from_openai(body.get("usage")) if isinstance(body, dict) else None
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
-    return Usage.from_openai(body.get("usage")) if isinstance(body, dict) else None
 
 
 def _trim(table: dict[str, Any]) -> None:
