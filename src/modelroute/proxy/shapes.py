@@ -113,18 +113,24 @@ def check_chat(body: Mapping[str, Any]) -> None:
         c.typed(tool, "string", ("type",), tool_at)
         c.typed(tool, "object", ("function",), tool_at)
         c.typed(tool.get("function") or {}, "string", ("name", "description"), (*tool_at, "function"))
+    for key in body.keys() & _CHAT_PARAMETERS.keys():  # only those present: most requests have a few
+        c.typed(body, _CHAT_PARAMETERS[key], (key,))
     c.field(body, "tool_choice", (str, dict), "a string or an object")
-    c.typed(body, "object", ("response_format", "stream_options", "metadata"))
     c.typed(body.get("response_format") or {}, "string", ("type",), ("response_format",))
     stop = c.field(body, "stop", (str, list), "a string or an array of strings")
     for i, value in enumerate(stop if isinstance(stop, list) else ()):
         if not isinstance(value, str):
             raise c.fail(("stop", i), c.word("string"), value)
-    c.typed(body, "string", ("user", "reasoning_effort"))
-    c.typed(body, "object", ("thinking",))  # read when translating for Claude, as are top_k and parallel_tool_calls
-    c.typed(body, "integer", ("max_tokens", "max_completion_tokens", "n", "top_k"))
-    c.typed(body, "number", ("temperature", "top_p", "presence_penalty", "frequency_penalty"))
-    c.typed(body, "boolean", ("parallel_tool_calls",))
+
+
+#: The chat parameters the sidecar reads (routing, or translating for Claude: thinking, top_k,
+#: parallel_tool_calls), by JSON type.
+_CHAT_PARAMETERS = {
+    "response_format": "object", "stream_options": "object", "metadata": "object", "thinking": "object",
+    "user": "string", "reasoning_effort": "string", "parallel_tool_calls": "boolean",
+    "max_tokens": "integer", "max_completion_tokens": "integer", "n": "integer", "top_k": "integer",
+    "temperature": "number", "top_p": "number", "presence_penalty": "number", "frequency_penalty": "number",
+}
 
 
 def check_messages(body: Mapping[str, Any]) -> None:
