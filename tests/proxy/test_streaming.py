@@ -173,3 +173,18 @@ async def test_an_error_of_the_sidecar_mid_stream_ends_the_stream_cleanly(
             assert (await resp.json())["error"]["message"] == "internal error in the modelroute sidecar"
     await asyncio.sleep(0.05)  # the exchange is recorded on the next turns of the loop
     assert sidecar.services.metrics.errors.labels("internal")._value.get() == 2
+
+
+async def test_an_error_of_the_sidecar_mid_stream_ends_a_messages_stream_with_an_error_event(
+        make_sidecar: SidecarFactory, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(TYPES, "openai", f"{__name__}:BreakingProvider")
+    sidecar = await make_sidecar(quickstart(fake_openai.base_url))
+    body = {"model": "auto", "max_tokens": 50, "stream": True, "messages": HELLO}
+    async with aiohttp.ClientSession() as http, http.post(sidecar.url + "/v1/messages", json=body) as resp:
+        assert resp.status == 200
+        text = await resp.text()
+    events = [line[7:] for line in text.split("\n") if line.startswith("event: ")]
+    assert events[0] == "message_start" and events[-1] == "error" and "message_stop" not in events
+    last = json.loads(text.rstrip().split("\n")[-1][6:])
+    assert last == {"type": "error", "error": {"type": "api_error", "message": "internal error in the modelroute sidecar"}}
+    assert sidecar.services.metrics.errors.labels("internal")._value.get() == 1

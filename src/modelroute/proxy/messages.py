@@ -276,6 +276,9 @@ async def _open(ex: Exchange, body: Mapping[str, Any], provider: Provider, spec:
     return frames, iterator, first
 
 
+_INTERNAL = encode(json.dumps(anthropic_error_body(500, "internal error in the modelroute sidecar", "api_error")), "error")
+
+
 def _error_event(exc: ProviderError) -> bytes:
     if exc.kind is ErrorKind.RATE_LIMITED:
         kind = "rate_limit_error"
@@ -323,9 +326,8 @@ async def _stream(request: web.Request, ex: Exchange, body: Mapping[str, Any], t
             status, error_type = "error", "internal"
             raise
         status, error_type = ex.failed_mid_stream()
-        body = anthropic_error_body(500, "internal error in the modelroute sidecar", "api_error")
         try:
-            await resp.write(encode(json.dumps(body), "error"))
+            await resp.write(_INTERNAL)
         except ConnectionResetError:
             pass
     finally:
