@@ -130,6 +130,7 @@ class _EventStream(ChunkStream):
     def __init__(self, resp: HttpResponse, provider: str, model: str) -> None:
         self._resp = resp
         self._where = (provider, model)
+        self._label = f"{provider}/{model}"
         self.usage = None
         self._done = False
 
@@ -137,7 +138,7 @@ class _EventStream(ChunkStream):
         raise NotImplementedError
 
     def _read(self, name: bytes | None, data: bytes) -> list[bytes]:
-        with answer_errors(f"{self._where[0]}/{self._where[1]}"):
+        with answer_errors(self._label):  # once per event: the label is built once per stream
             return self._output(name, data)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
