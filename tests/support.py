@@ -135,19 +135,8 @@ def each_field_mutated(valid: dict[str, Any]) -> Iterator[dict[str, Any]]:
     for path in field_paths(valid):
         for value in [*OTHER_TYPES, _DROP]:
             doc = copy.deepcopy(valid)
-            parent = doc
-            for key in path[:-1]:
-                parent = parent[key]
-            if value is _DROP:
-                if not isinstance(parent, dict):
-                    continue
-                del parent[path[-1]]
-            else:
-                parent[path[-1]] = copy.deepcopy(value)
-            yield doc
-
-
-_DROP = object()
+            if _change(doc, path, value):
+                yield doc
 
 
 def mutated(valid: dict[str, Any], rng: random.Random, drop: float = 0.15) -> dict[str, Any]:
@@ -158,11 +147,24 @@ def mutated(valid: dict[str, Any], rng: random.Random, drop: float = 0.15) -> di
         if not paths:  # an empty object or array: nothing to change
             break
         path = rng.choice(paths)
-        parent = doc
-        for key in path[:-1]:
-            parent = parent[key]
-        if isinstance(parent, dict) and rng.random() < drop:
-            del parent[path[-1]]
-        else:
-            parent[path[-1]] = copy.deepcopy(rng.choice(OTHER_TYPES))
+        if not (rng.random() < drop and _change(doc, path, _DROP)):
+            _change(doc, path, rng.choice(OTHER_TYPES))
     return doc
+
+
+_DROP = object()
+
+
+def _change(doc: Any, path: tuple[Any, ...], value: Any) -> bool:
+    """Set the field at ``path`` to a copy of ``value``, or drop it (``_DROP``: only from an
+    object). False when nothing was changed."""
+    parent = doc
+    for key in path[:-1]:
+        parent = parent[key]
+    if value is not _DROP:
+        parent[path[-1]] = copy.deepcopy(value)
+    elif isinstance(parent, dict):
+        del parent[path[-1]]
+    else:
+        return False
+    return True

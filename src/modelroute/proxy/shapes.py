@@ -25,12 +25,13 @@ from modelroute.proxy.errors import BadRequest
 
 Part = str | int
 
-_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", dict: "an object",
+#: How OpenAI names the type a wrong value has.
+_NAMES = {str: "a string", int: "an integer", float: "a decimal number", bool: "a boolean", dict: "an object",
           list: "an array", type(None): "null"}
 
 
 def _kind(value: Any) -> str:
-    return "a decimal number" if isinstance(value, float) else _NAMES.get(type(value), type(value).__name__)
+    return _NAMES.get(type(value), type(value).__name__)
 
 
 _OPENAI_WORDS = {"string": "a string", "number": "a number", "integer": "an integer", "boolean": "a boolean",
