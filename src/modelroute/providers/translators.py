@@ -93,25 +93,26 @@ class Chain(Translator):
     """Two translators through the hub: ``outer`` (client API -> chat) then ``inner`` (chat ->
     wire format); answers and events go back through ``inner`` then ``outer``."""
 
+    source = target = "chain"  # the two sides say theirs
+
     def __init__(self, outer: Translator, inner: Translator) -> None:
         super().__init__()
         self.outer, self.inner = outer, inner
-        self.source, self.target = outer.source, inner.target
 
     @property
-    def dropped(self) -> list[str]:  # type: ignore[override]
+    def lost(self) -> list[str]:
+        """What either side dropped."""
         return [*self.outer.dropped, *(d for d in self.inner.dropped if d not in self.outer.dropped)]
 
-    @dropped.setter
-    def dropped(self, value: list[str]) -> None:
-        pass  # each side keeps its own
-
     def request(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        return self.inner.request(self.outer.request(body))
+        upstream = self.inner.request(self.outer.request(body))
+        self.dropped = self.lost
+        return upstream
 
     def response(self, body: Mapping[str, Any]) -> dict[str, Any]:
         answer = self.outer.response(self.inner.response(body))
         self.usage = self.inner.usage or self.outer.usage
+        self.dropped = self.lost
         return answer
 
     def event(self, name: str | None, data: Mapping[str, Any]) -> list[Event]:
@@ -124,7 +125,9 @@ class Chain(Translator):
         out: list[Event] = []
         for hub_name, hub in self.inner.end():
             out += self.outer.event(hub_name, hub)
-        return out + self.outer.end()
+        out += self.outer.end()
+        self.dropped = self.lost
+        return out
 
     @property
     def finished(self) -> bool:
