@@ -198,7 +198,10 @@ class ResponsesToChat(Translator):
         if item.kind == "message":
             return message_item(item.id, state, [dict(p) for p in item.parts])
         if item.kind == "reasoning":
-            return reasoning_item(item.id, state, item.text)
+            reasoning = reasoning_item(item.id, state, item.text)
+            if state == "in_progress" and not item.text:
+                reasoning["content"] = []  # its reasoning_text part is added by content_part.added
+            return reasoning
         return function_call_item(item.id, state, item.call_id, item.name, item.arguments)
 
     def _start(self, chunk: Mapping[str, Any]) -> list[Event]:

@@ -235,6 +235,8 @@ class ResponsesRequestMapper:
                 parts.append({"type": "text", "text": str(part.get("text") or "")})
             else:
                 self.untranslatable("function_call_output.non_text", f"a function_call_output holding {kind!r}")
+        if not parts:
+            return ""
         return parts[0]["text"] if len(parts) == 1 else parts
 
     # -- parameters --------------------------------------------------------------------------
