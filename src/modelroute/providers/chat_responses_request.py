@@ -13,7 +13,8 @@ https://platform.openai.com/docs/api-reference/responses/create) and the SDK's p
   Responses API defaults to strict); ``tool_choice`` auto/none/required/a function/allowed_tools;
   ``parallel_tool_calls``.
 * ``response_format`` -> ``text.format``; ``verbosity`` -> ``text.verbosity``; ``reasoning_effort``
-  -> ``reasoning.effort``; ``max_completion_tokens`` / ``max_tokens`` -> ``max_output_tokens``;
+  -> ``reasoning.effort``; ``max_completion_tokens`` / ``max_tokens`` -> ``max_output_tokens`` (raised to
+  the API's minimum of 16, and named, when lower);
   ``temperature``, ``top_p``, ``user``, ``safety_identifier``, ``prompt_cache_key``, ``service_tier``,
   ``metadata`` as they are.
 * ``store``: chat stores nothing unless asked, the Responses API stores unless told not to, so
@@ -29,6 +30,8 @@ from typing import Any, Callable, Mapping
 
 from modelroute.providers.translate import TranslationError, obj
 
+#: The least ``max_output_tokens`` the Responses API accepts (it answers 400 below).
+MIN_OUTPUT_TOKENS = 16
 _MAPPED = frozenset({
     "model", "messages", "tools", "tool_choice", "parallel_tool_calls", "response_format", "verbosity", "reasoning_effort",
     "max_completion_tokens", "max_tokens", "temperature", "top_p", "user", "safety_identifier", "prompt_cache_key",
@@ -50,7 +53,9 @@ class ChatRequestMapper:
         limit = body.get("max_completion_tokens")
         limit = body.get("max_tokens") if limit is None else limit
         if isinstance(limit, int):
-            out["max_output_tokens"] = limit
+            if limit < MIN_OUTPUT_TOKENS:
+                self.drop("max_output_tokens.minimum")  # the Responses API refuses less; the answer may be longer
+            out["max_output_tokens"] = max(limit, MIN_OUTPUT_TOKENS)
         for key in ("temperature", "top_p", "user", "safety_identifier", "prompt_cache_key", "service_tier", "metadata"):
             if body.get(key) is not None:
                 out[key] = body[key]
