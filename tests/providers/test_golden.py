@@ -1,10 +1,14 @@
 """Golden translation tables: ``testdata/NN-name.input.json`` -> ``NN-name.expected.json``.
 
 Each input names a translator (``openai_anthropic``: OpenAI client, Anthropic upstream;
-``anthropic_openai``: the reverse) and holds a client request, and optionally the upstream's whole
-answer, its stream (Anthropic ``[event, data]`` pairs or OpenAI chunks) and upstream error answers.
-The expected file holds everything the translator produced: the upstream request, the client's
-answer or stream events, the usage, and what was dropped.
+``anthropic_openai``: the reverse; ``responses_chat``: Responses client, Chat Completions upstream;
+``chat_responses``: the reverse) and holds a client request, and optionally the upstream's whole
+answer, its stream (``[event, data]`` pairs for Anthropic and Responses events, bare OpenAI
+chunks) and upstream error answers. ``responses_chat`` cases may also be ``lenient``, give the
+items their ``item_reference`` ids resolve to (``items``), and end their stream with an upstream
+failure (``fail``: an error kind) instead of its normal end. The expected file holds everything
+the translator produced: the upstream request, the client's answer or stream events, the usage,
+and what was dropped.
 
 Regenerate after a deliberate change with ``python tests/providers/test_golden.py --regold`` and
 review the diff.
@@ -23,8 +27,10 @@ import pytest
 from modelroute.policy import ModelSpec, Pricing
 from modelroute.providers.anthropic_errors import upstream_error
 from modelroute.providers.anthropic_openai import AnthropicToOpenAI
-from modelroute.providers.base import ProviderError
+from modelroute.providers.base import ErrorKind, ProviderError
+from modelroute.providers.chat_responses import ChatToResponses
 from modelroute.providers.openai_anthropic import OpenAIToAnthropic
+from modelroute.providers.responses_chat import ResponsesToChat
 from modelroute.providers.translate import Translator
 
 TESTDATA = Path(__file__).parent / "testdata"
@@ -36,6 +42,13 @@ def _translator(case: dict[str, Any]) -> Translator:
         spec = {"name": "claude", "provider": "anthropic", "upstream_model": "claude-sonnet-4-5", "max_output_tokens": 8192,
                 **case.get("model", {})}
         return OpenAIToAnthropic(ModelSpec(pricing=Pricing(3.0, 15.0), **spec), created=1700000000)
+    if case["translator"] == "responses_chat":
+        counter = iter(range(1, 1000))
+        items = case.get("items", {})
+        return ResponsesToChat(lenient=case.get("lenient", False), resolve=items.get, created=1700000000,
+                               ids=lambda prefix: f"{prefix}_{next(counter):03d}")
+    if case["translator"] == "chat_responses":
+        return ChatToResponses("openai/gpt-5-pro", created=1700000000)
     assert case["translator"] == "anthropic_openai"
     return AnthropicToOpenAI()
 
@@ -54,14 +67,21 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
         out["request_error"] = _error(exc)
         return out
     if "response" in case:
-        out["response"] = t.response(case["response"])
+        try:
+            out["response"] = t.response(case["response"])
+        except ProviderError as exc:
+            out["response_error"] = _error(exc)
     if "stream" in case:
         events: list[Any] = []
         try:
             for item in case["stream"]:
                 name, data = (item[0], item[1]) if isinstance(item, list) else (None, item)
                 events.extend([n, d] if n is not None else d for n, d in t.event(name, data))
-            events.extend([n, d] if n is not None else d for n, d in t.end())
+            if "fail" in case:
+                assert isinstance(t, ResponsesToChat)
+                events.extend([n, d] for n, d in t.failed(ErrorKind(case["fail"])))
+            else:
+                events.extend([n, d] if n is not None else d for n, d in t.end())
         except ProviderError as exc:
             out["stream_error"] = _error(exc)
         out["stream"] = events

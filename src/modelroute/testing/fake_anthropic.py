@@ -12,7 +12,9 @@ answers on purpose (statuses, resets, delays, streams cut or ending in an ``erro
 
 Answers are deterministic: a scripted :class:`Reply` when one is queued, otherwise an echo, a call
 of the first (or the forced) tool, a summary of tool results, or JSON matching
-``output_config.format``. Run alone with ``python -m modelroute.testing.fake_anthropic --port 9002``.
+``output_config.format``. Message Batches and Models live in :mod:`fake_anthropic_batches`; any
+other path gets Anthropic's 404 (``not_found_error``). Run alone with
+``python -m modelroute.testing.fake_anthropic --port 9002``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any, Callable
 from aiohttp import web
 
 from modelroute.providers.anthropic_errors import anthropic_error_body
+from modelroute.testing.fake_anthropic_batches import MessageBatches
 from modelroute.testing.fake_anthropic_rules import check_request, sample, text_of
 from modelroute.testing.server import Received, ServerBase, next_fault
 
@@ -67,10 +70,35 @@ class FakeAnthropic(ServerBase):
     requests: list[Received] = field(default_factory=list)
     record: bool = True
     mangle: Callable[[dict[str, Any]], Any] | None = None  # rewrites each answer and event payload before it is sent
+    batches: dict[str, dict[str, Any]] = field(default_factory=dict)  # message_batch objects by id
+    batch_requests: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    batch_results: dict[str, bytes] = field(default_factory=dict)  # JSONL, once ended
+    batch_polls: dict[str, int] = field(default_factory=dict)
+    polls_to_end: int = 1  # retrievals of a batch before it ends
+    expire: set[str] = field(default_factory=set)  # custom ids whose batch requests expire
+    models: set[str] = field(default_factory=lambda: {"claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-1"})
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/messages", self._messages)
         app.router.add_post("/v1/messages/count_tokens", self._count_tokens)
+        MessageBatches(self).routes(app)
+
+    def end_batches(self) -> None:
+        """End every batch now (its requests processed, or canceled when it was being canceled)."""
+        MessageBatches(self).end_all()
+
+    def authorized(self, request: web.Request) -> bool:
+        """The key as ``x-api-key``, or as a bearer token (how current Anthropic SDKs send an API key)."""
+        if self.api_key is None:
+            return True
+        return self.api_key in (request.headers.get("x-api-key"), request.headers.get("Authorization", "").removeprefix("Bearer "))
+
+    def unknown_path(self, request: web.Request) -> web.Response:
+        return _error(404, "Not Found", "not_found_error")
+
+    def answer_message(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The Messages answer the fake gives ``body`` (a scripted reply first), as a batch result too."""
+        return self._answer(body)
 
     @property
     def base_url(self) -> str:
@@ -101,7 +129,7 @@ class FakeAnthropic(ServerBase):
             return {}, _error(400, "There was an error parsing the body of your request."), None
         if self.record:
             self.requests.append(Received(request.path, dict(request.headers), body if isinstance(body, dict) else {}))
-        if self.api_key is not None and request.headers.get("x-api-key") != self.api_key:
+        if not self.authorized(request):
             return body, _error(401, "invalid x-api-key"), None
         if not request.headers.get("anthropic-version"):
             return body, _error(400, "anthropic-version: header is required"), None

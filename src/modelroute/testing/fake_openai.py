@@ -1,7 +1,15 @@
 """A fake OpenAI-compatible provider: a real aiohttp server that speaks the chat-completions and
 embeddings wire formats (JSON and SSE, usage and error bodies), answers deterministically, and
 has fault knobs (error statuses with retry-after, connection resets, slow answers, streams cut
-mid-way).
+mid-way or ending in an error).
+
+It also speaks the Responses API (:mod:`fake_openai_responses`) and answers the endpoints a
+sidecar passes through unrouted (:mod:`fake_openai_endpoints`: moderations, legacy completions,
+images, audio, files, vector stores, models), and any other path with OpenAI's own 404
+(``Invalid URL (POST /v1/xyz)``). ``speaks`` makes it a server of one API only: chat only, as
+OpenAI-compatible servers without the Responses API (``/v1/responses`` is then an unknown URL), or
+Responses only (every chat request gets OpenAI's 404 for models served only by ``v1/responses``;
+``responses_only`` does that for some models).
 
 Used by the tests, the demo and the benchmarks; run it alone with
 ``python -m modelroute.testing.fake_openai --port 9001``.
@@ -19,7 +27,12 @@ from typing import Any, Callable
 
 from aiohttp import web
 
+from modelroute.testing.fake_openai_endpoints import Endpoints, Hit, StoredFile, invalid_url
+from modelroute.testing.fake_openai_responses import ResponsesAPI, Stored
 from modelroute.testing.server import Received, ServerBase, next_fault
+
+#: OpenAI's answer to a chat request for a model served only by the Responses API (404).
+RESPONSES_ONLY = "This model is only supported in v1/responses and not in v1/chat/completions."
 
 
 @dataclass
@@ -32,6 +45,7 @@ class Fault:
     delay: float = 0.0  # seconds before the answer starts
     reset: bool = False  # drop the connection without answering
     cut_after: int | None = None  # streams: drop the connection after this many chunks
+    error_after: int | None = None  # streams: after this many chunks (events), end with the API's error event(s)
     chunk_delay: float = 0.0  # streams: pause between chunks
     stall_after: int | None = None  # streams: after this many chunks, go silent for `stall` seconds
     stall: float = 0.0
@@ -47,10 +61,31 @@ class FakeOpenAI(ServerBase):
     requests: list[Received] = field(default_factory=list)
     record: bool = True
     mangle: Callable[[dict[str, Any]], Any] | None = None  # rewrites each answer and chunk payload before it is sent
+    speaks: frozenset[str] = frozenset({"chat", "responses"})  # the APIs served ("chat", "responses")
+    responses_only: set[str] = field(default_factory=set)  # models a chat request may not use
+    responses: dict[str, Stored] = field(default_factory=dict)  # stored responses by id
+    replies: list[list[dict[str, Any]]] = field(default_factory=list)  # scripted Responses outputs, next first
+    hits: list[Hit] = field(default_factory=list)  # requests to the pass-through endpoints
+    files: dict[str, StoredFile] = field(default_factory=dict)
+    vector_stores: dict[str, dict[str, Any]] = field(default_factory=dict)
+    models: set[str] | None = None  # ids GET /v1/models/{id} knows (None: any id)
+    speech_bytes: int = 256 * 1024  # size of a /v1/audio/speech answer
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/embeddings", self._embeddings)
+        ResponsesAPI(self).routes(app)
+        Endpoints(self).routes(app)
+
+    def unknown_path(self, request: web.Request) -> web.Response:
+        return invalid_url(request)
+
+    def authorized(self, request: web.Request) -> bool:
+        return self.api_key is None or request.headers.get("Authorization") == f"Bearer {self.api_key}"
+
+    def script(self, *outputs: list[dict[str, Any]]) -> None:
+        """Queue Responses ``output`` item lists: the next requests answer with them, in order."""
+        self.replies.extend(outputs)
 
     @property
     def base_url(self) -> str:
@@ -67,11 +102,12 @@ class FakeOpenAI(ServerBase):
     def _fault(self, model: str) -> Fault | None:
         return next_fault(self.faults, model)
 
-    async def _receive(self, request: web.Request) -> tuple[dict[str, Any], web.StreamResponse | None, Fault | None]:
+    async def _receive(self, request: web.Request, tokens: Callable[[dict[str, Any]], int] | None = None,
+                       ) -> tuple[dict[str, Any], web.StreamResponse | None, Fault | None]:
         body = await request.json()
         if self.record:
             self.requests.append(Received(request.path, dict(request.headers), body))
-        if self.api_key is not None and request.headers.get("Authorization") != f"Bearer {self.api_key}":
+        if not self.authorized(request):
             return body, _error(401, "Incorrect API key provided.", "invalid_api_key", "invalid_request_error"), None
         model = str(body.get("model"))
         fault = self._fault(model)
@@ -87,7 +123,7 @@ class FakeOpenAI(ServerBase):
                 kind = "rate_limit_error" if fault.status == 429 else "invalid_request_error" if fault.status < 500 else "server_error"
                 return body, _error(fault.status, f"fault {fault.status}", fault.code, kind, headers), None
         window = self.context_windows.get(model)
-        if window is not None and prompt_tokens(body) > window:
+        if window is not None and (tokens or prompt_tokens)(body) > window:
             return body, _error(400, f"This model's maximum context length is {window} tokens.", "context_length_exceeded",
                                 "invalid_request_error"), None
         return body, None, fault
@@ -96,6 +132,9 @@ class FakeOpenAI(ServerBase):
         body, early, fault = await self._receive(request)
         if early is not None:
             return early
+        if "chat" not in self.speaks or body.get("model") in self.responses_only:
+            body_error = {"error": {"message": RESPONSES_ONLY, "type": "invalid_request_error", "param": "model", "code": None}}
+            return web.json_response(body_error, status=404)
         message, finish = answer(body)
         usage = self._usage(body, message)
         if body.get("stream"):
@@ -135,6 +174,12 @@ class FakeOpenAI(ServerBase):
                 await asyncio.sleep(fault.chunk_delay)
             if fault is not None and fault.stall_after == n:
                 await asyncio.sleep(fault.stall)
+            if fault is not None and fault.error_after is not None and n >= fault.error_after:
+                failure = {"error": {"message": "The server had an error while processing your request.", "type": "server_error",
+                                     "param": None, "code": None}}
+                await resp.write(b"data: " + json.dumps(failure).encode() + b"\n\n")
+                await resp.write_eof()
+                return resp
             chunk = {**base, "choices": [delta]}
             if include_usage:
                 chunk["usage"] = None

@@ -1,8 +1,6 @@
-"""A fake OpenAI-compatible provider with the Files and Batch APIs: :class:`FakeOpenAIBatch`
-extends :class:`~modelroute.testing.fake_openai.FakeOpenAI` (chat, embeddings, faults) with
-
-- ``POST /v1/files`` (multipart: ``purpose``, ``file``), ``GET /v1/files/{id}``, ``GET /v1/files/{id}/content``;
-- ``POST /v1/batches``, ``GET /v1/batches/{id}``.
+"""A fake OpenAI-compatible provider with the Batch API: :class:`FakeOpenAIBatch` extends
+:class:`~modelroute.testing.fake_openai.FakeOpenAI` (chat, embeddings, responses, files, faults) with
+``POST /v1/batches`` and ``GET /v1/batches/{id}``, reading and writing the fake's files.
 
 Like OpenAI, a batch input file may name one model only (400 otherwise). A batch is
 ``validating`` when created and completes on its ``polls_to_complete``-th retrieval (or at once with
@@ -27,64 +25,22 @@ from modelroute.testing.fake_openai import (
     completion_tokens,
     prompt_tokens,
 )
-
-
-@dataclass
-class StoredFile:
-    id: str
-    filename: str
-    purpose: str
-    content: bytes
-    created_at: int = field(default_factory=lambda: int(time.time()))
-
-    def obj(self) -> dict[str, Any]:
-        return {"id": self.id, "object": "file", "bytes": len(self.content), "created_at": self.created_at,
-                "filename": self.filename, "purpose": self.purpose, "status": "processed"}
+from modelroute.testing.fake_openai_endpoints import StoredFile
 
 
 @dataclass
 class FakeOpenAIBatch(FakeOpenAI):
-    files: dict[str, StoredFile] = field(default_factory=dict)
     batches: dict[str, dict[str, Any]] = field(default_factory=dict)
     polls_to_complete: int = 1  # retrievals of a batch before it completes
     _polls: dict[str, int] = field(default_factory=dict)
 
     def routes(self, app: web.Application) -> None:
         super().routes(app)
-        app.router.add_post("/v1/files", self._upload)
-        app.router.add_get("/v1/files/{id}", self._file)
-        app.router.add_get("/v1/files/{id}/content", self._content)
         app.router.add_post("/v1/batches", self._create)
         app.router.add_get("/v1/batches/{id}", self._batch)
 
-    def _authorized(self, request: web.Request) -> bool:
-        return self.api_key is None or request.headers.get("Authorization") == f"Bearer {self.api_key}"
-
-    async def _upload(self, request: web.Request) -> web.Response:
-        if not self._authorized(request):
-            return _error(401, "Incorrect API key provided.", "invalid_api_key", "invalid_request_error")
-        form = await request.post()
-        upload = form.get("file")
-        if not isinstance(upload, web.FileField):
-            return _error(400, "file is required", "missing_required_parameter", "invalid_request_error")
-        stored = StoredFile("file-" + uuid.uuid4().hex[:24], str(upload.filename), str(form.get("purpose", "")), upload.file.read())
-        self.files[stored.id] = stored
-        return web.json_response(stored.obj())
-
-    async def _file(self, request: web.Request) -> web.Response:
-        stored = self.files.get(request.match_info["id"])
-        if stored is None or not self._authorized(request):
-            return _error(404, "No such File object", "not_found", "invalid_request_error")
-        return web.json_response(stored.obj())
-
-    async def _content(self, request: web.Request) -> web.Response:
-        stored = self.files.get(request.match_info["id"])
-        if stored is None or not self._authorized(request):
-            return _error(404, "No such File object", "not_found", "invalid_request_error")
-        return web.Response(body=stored.content, content_type="application/octet-stream")
-
     async def _create(self, request: web.Request) -> web.Response:
-        if not self._authorized(request):
+        if not self.authorized(request):
             return _error(401, "Incorrect API key provided.", "invalid_api_key", "invalid_request_error")
         body = await request.json()
         stored = self.files.get(str(body.get("input_file_id")))
@@ -105,7 +61,7 @@ class FakeOpenAIBatch(FakeOpenAI):
 
     async def _batch(self, request: web.Request) -> web.Response:
         batch = self.batches.get(request.match_info["id"])
-        if batch is None or not self._authorized(request):
+        if batch is None or not self.authorized(request):
             return _error(404, "No such Batch object", "not_found", "invalid_request_error")
         self._polls[batch["id"]] = polls = self._polls.get(batch["id"], 0) + 1
         if batch["status"] == "validating":

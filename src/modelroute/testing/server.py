@@ -32,6 +32,10 @@ class ServerBase:
     def routes(self, app: web.Application) -> None:
         raise NotImplementedError
 
+    def unknown_path(self, request: web.Request) -> web.Response | None:
+        """The provider's own answer to a path (or method) it does not serve; None: aiohttp's 404."""
+        return None
+
     def unreadable(self, message: str) -> web.Response:
         """The provider's answer to a body it cannot read: 400 in OpenAI's error format."""
         body = {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}}
@@ -86,11 +90,17 @@ class ServerBase:
 
 def _refusing_unreadable(server: ServerBase) -> Any:
     """Middleware: a real provider answers a body with a field of the wrong type with a 400, not a
-    500. ``server.refused`` counts them: a test can tell such a 400 from a fake's answer."""
+    500. ``server.refused`` counts them: a test can tell such a 400 from a fake's answer. A path
+    no route serves gets the provider's own 404 (:meth:`ServerBase.unknown_path`)."""
     @web.middleware
     async def refuse_unreadable(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             return await handler(request)
+        except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
+            answer = server.unknown_path(request)
+            if answer is None:
+                raise
+            return answer
         except (TypeError, AttributeError, KeyError, ValueError) as exc:
             server.refused += 1
             return server.unreadable(f"the request body could not be read: {type(exc).__name__}")
