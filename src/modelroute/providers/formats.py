@@ -28,6 +28,7 @@ from modelroute.providers.anthropic_errors import stream_error
 from modelroute.providers.base import ErrorKind, HttpResponse, ProviderError, Usage
 from modelroute.providers.http import network_errors
 from modelroute.providers.openai_anthropic import openai_usage
+from modelroute.providers.responses_objects import usage_of as responses_usage
 from modelroute.providers.sse import SSEParser
 from modelroute.providers.translate import answer_errors
 
@@ -38,18 +39,6 @@ RawEvent = tuple["bytes | None", bytes]
 def anthropic_usage(usage: Any) -> Usage | None:
     """Anthropic usage (input tokens exclude cache reads and writes) as :class:`Usage`."""
     return Usage.from_openai(openai_usage(usage)) if isinstance(usage, Mapping) else None
-
-
-def responses_usage(usage: Any) -> Usage | None:
-    """Responses API usage (``input_tokens`` include cached ones) as :class:`Usage`."""
-    if not isinstance(usage, Mapping):
-        return None
-    inp = usage.get("input_tokens_details") or {}
-    out = usage.get("output_tokens_details") or {}
-    return Usage(input_tokens=int(usage.get("input_tokens") or 0), output_tokens=int(usage.get("output_tokens") or 0),
-                 cached_input_tokens=int(inp.get("cached_tokens") or 0),
-                 cache_write_tokens=int(inp.get("cache_write_tokens") or inp.get("cache_creation_tokens") or 0),
-                 reasoning_tokens=int(out.get("reasoning_tokens") or 0))
 
 
 #: How each wire format's whole answer reports usage.

@@ -31,6 +31,8 @@ from modelroute.providers.translate import Event, Translator, answer_errors
 TABLE: dict[tuple[str, str], str] = {
     ("chat", "messages"): "modelroute.providers.openai_anthropic:OpenAIToAnthropic",
     ("messages", "chat"): "modelroute.providers.anthropic_openai:AnthropicToOpenAI",
+    ("responses", "chat"): "modelroute.providers.responses_chat:ResponsesToChat",
+    ("chat", "responses"): "modelroute.providers.chat_responses:ChatToResponses",
 }
 
 Factory = Callable[[ModelSpec], Translator]

@@ -20,6 +20,7 @@ from modelroute.proxy import endpoints, feedback, passthrough, spend_endpoints
 from modelroute.proxy.breaker import Breakers
 from modelroute.proxy.codecs import ClientCodec
 from modelroute.proxy.codecs.chat import CHAT
+from modelroute.proxy.codecs import responses
 from modelroute.proxy.codecs.messages import MESSAGES
 from modelroute.proxy.errors import ClientError, NotFound
 from modelroute.proxy.hooks import Hooks, RequestHook
@@ -121,6 +122,11 @@ def build_app(holder: PolicyHolder, settings: Settings | None = None, background
     app.cleanup_ctx.extend(background)
     app.router.add_post("/v1/chat/completions", handler(CHAT))
     app.router.add_post("/v1/messages", handler(MESSAGES))
+    store = app[SERVICES].responses
+    app.router.add_post("/v1/responses", handler(responses.ResponsesCodec(store)))
+    app.router.add_get("/v1/responses/{id}", responses.retrieve(store))
+    app.router.add_delete("/v1/responses/{id}", responses.delete(store))
+    app.router.add_get("/v1/responses/{id}/input_items", responses.input_items(store))
     app.router.add_post("/v1/messages/count_tokens", endpoints.count_tokens)
     app.router.add_post("/v1/embeddings", endpoints.embeddings)
     app.router.add_get("/v1/models", endpoints.models)
