@@ -46,6 +46,7 @@ class Attempt:
     usage: Usage | None = None
     seconds: float = 0.0
     retry_after: float | None = None
+    detail: str = ""  # what the client should read about it (a missing key: where it is expected)
 
 
 @dataclass

@@ -63,7 +63,7 @@ def path_label(path: str) -> str:
     parts = [p for p in path.split("/") if p][:5]
     if len(parts) < 2 or parts[0] != "v1" or parts[1] not in RESOURCES:
         return "/v1/{other}" if parts[:1] == ["v1"] else "/{other}"
-    return "/" + "/".join(p if _WORD.match(p) else "{id}" for p in parts)
+    return "/v1/" + "/".join(p if _WORD.match(p) else "{id}" for p in parts[1:])
 
 
 def not_found(family: str, method: str, path: str) -> web.Response:
@@ -85,6 +85,12 @@ def upstream_url(provider: Provider, family: str, request: web.Request) -> str:
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
+    return await forward(request)
+
+
+async def forward(request: web.Request, prefix: bytes = b"") -> web.StreamResponse:
+    """Pass ``request`` through (``prefix``: body bytes a handler already read to decide it is not
+    its own; they go first, then the rest as it arrives)."""
     services = request.app[SERVICES]
     family = family_of(request)
     label = path_label(request.path)
@@ -102,7 +108,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
     started = time.monotonic()
     status = "error"
     try:
-        resp = await _forward(request, services, provider, family)
+        resp = await _forward(request, services, provider, family, prefix)
         status = str(resp.status)
         return resp
     except ProviderError as exc:
@@ -129,16 +135,18 @@ def _headers(request: web.Request, provider: Provider) -> dict[str, str]:
     return out
 
 
-async def _body(request: web.Request) -> AsyncIterator[bytes]:
+async def _body(request: web.Request, prefix: bytes) -> AsyncIterator[bytes]:
+    if prefix:
+        yield prefix
     async for chunk in request.content.iter_chunked(256 * 1024):
         yield chunk
 
 
-async def _forward(request: web.Request, services: Services, provider: Provider, family: str) -> web.StreamResponse:
+async def _forward(request: web.Request, services: Services, provider: Provider, family: str, prefix: bytes) -> web.StreamResponse:
     assert services.session is not None
     url = upstream_url(provider, family, request)
     headers = _headers(request, provider)
-    data = _body(request) if request.can_read_body else None
+    data = _body(request, prefix) if request.can_read_body or prefix else None
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=services.holder.current.policy.timeouts.connect_seconds,
                                     sock_read=services.holder.current.policy.timeouts.attempt_seconds)
     try:
