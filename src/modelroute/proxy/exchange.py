@@ -13,7 +13,7 @@ import os
 import random
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
@@ -21,7 +21,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from modelroute.providers.base import Usage
 from modelroute.providers.translate import metric_label
-from modelroute.proxy.hooks import HookPlan
+from modelroute.contract.hooks import HookPlan
 from modelroute.proxy.state import Runtime, Services
 from modelroute.routing import Decision, RequestView
 from modelroute.routing.answers import AnswerBuilder
@@ -31,6 +31,7 @@ from modelroute.telemetry.tracing import IdOnlyTracer
 if TYPE_CHECKING:
     from modelroute.proxy.codecs import ClientCodec, Incoming
 
+T = TypeVar("T")
 TRACE_HEADERS = ("traceparent", "tracestate")
 log = logging.getLogger("modelroute.proxy")
 _ids = random.Random(int.from_bytes(os.urandom(16), "big"))  # request ids: unique, not secrets
@@ -80,6 +81,32 @@ class Exchange:
     _parent: otel_context.Context = field(init=False)
     _settled: bool = False
     _cost: Decimal | None = None
+    _slots: dict[int, Any] | None = None  # the hooks' per-request state
+
+    # -- the request record hooks see (modelroute.contract.hooks.RequestRecord, Admission) --
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self.incoming_headers
+
+    def slot(self, owner: object, make: Callable[[], T]) -> T:
+        slots = self._slots
+        if slots is None:
+            slots = self._slots = {}
+        found = slots.get(id(owner))
+        if found is None:
+            found = slots[id(owner)] = make()
+        return found
+
+    def note(self, key: str, value: str | int | float | bool) -> None:
+        if self.span.is_recording():
+            self.span.set_attribute(key, value)
+
+    def replace_decision(self, decision: Decision) -> None:
+        self.decision = decision
+
+    def serve_as(self, model: str) -> None:
+        self.served = model
 
     @property
     def answer(self) -> Mapping[str, Any] | None:
