@@ -14,7 +14,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from modelroute.policy import compile_policy
 from modelroute.providers import EnvFileKeys
-from modelroute.cli.compose import sidecar_app
+from modelroute.batch import BatchFeature, PollSettings
+from modelroute.cli.compose import default_features, sidecar_app
+from modelroute.contract.features import Feature
 from modelroute.proxy import SERVICES, PolicyHolder, Services, Settings
 
 PROVIDER_KEY = "sk-provider-secret-0123456789"
@@ -73,10 +75,15 @@ class Sidecar:
     url: str
     spans: InMemorySpanExporter
     holder: PolicyHolder
+    features: list[Feature] = field(default_factory=list)
 
     @property
     def services(self) -> Services:
         return self.app[SERVICES]
+
+    @property
+    def batch(self) -> BatchFeature:
+        return next(f for f in self.features if isinstance(f, BatchFeature))
 
     @property
     def base_url(self) -> str:
@@ -97,19 +104,23 @@ class SidecarFactory:
     environ: dict[str, str] = field(default_factory=lambda: {"TEST_PROVIDER_KEY": PROVIDER_KEY})
     started: list[Sidecar] = field(default_factory=list)
 
-    async def __call__(self, doc: dict[str, Any], *, background: Any = (), **settings: Any) -> Sidecar:
+    async def __call__(self, doc: dict[str, Any], *, background: Any = (), batch_poll: PollSettings | None = None,
+                       **settings: Any) -> Sidecar:
+        """A sidecar on ``doc``; ``batch_poll``: how its batch poller runs (by default every 30 s,
+        so a test drives it round by round with ``sidecar.batch.poller.run_once``)."""
         exporter = InMemorySpanExporter()
         provider = TracerProvider()
         provider.add_span_processor(SimpleSpanProcessor(exporter))
         holder = PolicyHolder(compile_policy(doc))
         settings.setdefault("tracer_provider", provider)
-        app = sidecar_app(holder, Settings(keys=EnvFileKeys(self.environ), **settings), background=background)
+        features = default_features(batch_poll)
+        app = sidecar_app(holder, Settings(keys=EnvFileKeys(self.environ), **settings), background=background, features=features)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        sidecar = Sidecar(app, runner, f"http://127.0.0.1:{port}", exporter, holder)
+        sidecar = Sidecar(app, runner, f"http://127.0.0.1:{port}", exporter, holder, features)
         self.started.append(sidecar)
         return sidecar
 

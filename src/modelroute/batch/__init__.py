@@ -1,9 +1,12 @@
-"""Batch API routing: files and batches passed through to OpenAI-compatible providers with every line
-routed by the policy (:mod:`.routing`), one provider batch per model (:mod:`.service`, :mod:`.upstream`),
-batch pricing at ``pricing.batchDiscount`` recorded once, and deferred real-time requests
-(:mod:`.deferred`). The feature (its hook and HTTP routes): :mod:`.endpoints`.
+"""Batch API routing: OpenAI's Files + Batch API and Anthropic's Message Batches, with every request
+routed by the policy as in real time (:mod:`.routing`, :mod:`.messages`), one provider batch per
+model (:mod:`.service`, :mod:`.upstream`), the worst case held against budgets at submission, and
+the cost at ``pricing.batchDiscount`` recorded once when the provider finishes (:mod:`.poller`),
+in records that survive a restart where a budget store is shared (:mod:`.store`); deferred
+real-time requests (:mod:`.deferred`). The feature: :mod:`.feature`.
 """
 
-from modelroute.batch.endpoints import BatchFeature
+from modelroute.batch.feature import BatchFeature
+from modelroute.batch.poller import PollSettings
 
-__all__ = ["BatchFeature"]
+__all__ = ["BatchFeature", "PollSettings"]

@@ -5,8 +5,9 @@ chat lines (``/v1/chat/completions``) go through the router (routes, strategies,
 embeddings lines are served by the model named, as in real time. The line's ``body.model`` is
 rewritten to the chosen model's upstream id. A line whose model has no batch API (its provider
 is not OpenAI-compatible, or the model's capabilities leave out ``batch``) is reported as
-unbatchable, never sent to another model. Lines are grouped per model: a provider batch holds one
-model.
+unbatchable, never sent to another model. Lines are grouped per model (a provider batch holds one
+model), kept as the JSONL the provider gets, with what each line may cost at worst
+(:class:`~modelroute.contract.spend.Work`) for the budget hold taken when the batch is created.
 """
 
 from __future__ import annotations
@@ -18,36 +19,33 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelroute.policy import CompiledPolicy
+from modelroute.batch.records import Unbatchable
 from modelroute.contract.errors import BadRequest, ClientError
+from modelroute.contract.hooks import RuntimeView as Runtime
 from modelroute.contract.http import require_chat_fields
 from modelroute.contract.shapes import check_chat
-from modelroute.contract.hooks import RuntimeView as Runtime
+from modelroute.contract.spend import Work
+from modelroute.policy import CompiledPolicy
 from modelroute.routing import AUTO, UnknownModel, build_view
+from modelroute.routing.request import CHARS_PER_TOKEN
 
 CHAT, EMBEDDINGS = "/v1/chat/completions", "/v1/embeddings"
 
 
-@dataclass(frozen=True, slots=True)
-class Line:
-    custom_id: str
-    url: str
-    body: Mapping[str, Any]  # model rewritten to the upstream id
-    model: str  # registry model
-    route: str
+@dataclass(slots=True)
+class Group:
+    """One model's lines: as the provider gets them, and each line's worst case."""
 
+    jsonl: bytearray = field(default_factory=bytearray)
+    work: list[Work] = field(default_factory=list)
 
-@dataclass(frozen=True, slots=True)
-class Unbatchable:
-    line: int  # 1-based
-    custom_id: str
-    model: str | None
-    reason: str
+    def add(self, custom_id: str, url: str, body: Mapping[str, Any], work: Work) -> None:
+        self.jsonl += json.dumps({"custom_id": custom_id, "method": "POST", "url": url, "body": body}).encode() + b"\n"
+        self.work.append(work)
 
-    def error(self) -> dict[str, Any]:
-        where = f" (model {self.model})" if self.model else ""
-        return {"code": "no_batch_api" if self.model else "unroutable", "line": self.line, "param": self.custom_id,
-                "message": f"line {self.line} ({self.custom_id}){where}: {self.reason}"}
+    @property
+    def count(self) -> int:
+        return len(self.work)
 
 
 @dataclass
@@ -55,23 +53,32 @@ class InputFile:
     id: str
     filename: str
     size: int
-    policy: CompiledPolicy
-    groups: dict[str, list[Line]]  # registry model -> lines
+    policy: str  # the name of the policy that routed it
+    groups: dict[str, Group]  # registry model -> lines
     unbatchable: list[Unbatchable]
+    urls: frozenset[str]  # the lines' endpoints
     created_at: int = field(default_factory=lambda: int(time.time()))
+
+    @property
+    def nbytes(self) -> int:
+        """About what it holds in memory."""
+        return sum(len(g.jsonl) + 64 * g.count for g in self.groups.values()) + 200 * len(self.unbatchable)
+
+    def content(self) -> bytes:
+        return b"".join(bytes(g.jsonl) for g in self.groups.values())
 
     def obj(self) -> dict[str, Any]:
         return {
             "id": self.id, "object": "file", "bytes": self.size, "created_at": self.created_at, "filename": self.filename,
             "purpose": "batch", "status": "processed",
-            "modelroute": {"lines": sum(len(v) for v in self.groups.values()) + len(self.unbatchable),
-                           "models": {m: len(v) for m, v in self.groups.items()},
+            "modelroute": {"lines": sum(g.count for g in self.groups.values()) + len(self.unbatchable),
+                           "models": {m: g.count for m, g in self.groups.items()},
                            "unbatchable": [u.error() for u in self.unbatchable]},
         }
 
 
 def batchable(policy: CompiledPolicy, model: str) -> str | None:
-    """Why ``model`` cannot go through a batch API, or None."""
+    """Why ``model`` cannot go through an OpenAI batch API, or None."""
     spec = policy.models[model]
     if policy.providers[spec.provider].type != "openai":
         return f"provider {spec.provider} ({policy.providers[spec.provider].type}) has no OpenAI batch API"
@@ -99,35 +106,40 @@ def _parse(raw: bytes) -> list[tuple[int, dict[str, Any]]]:
     return out
 
 
-async def _model_for(runtime: Runtime, line: Mapping[str, Any], headers: Mapping[str, str]) -> tuple[str, str]:
-    """(registry model, route) the line would be served by in real time. Raises ValueError with the reason."""
+async def _model_for(runtime: Runtime, line: Mapping[str, Any], headers: Mapping[str, str]) -> tuple[str, str, Work]:
+    """(registry model, route, worst case) the line would be served with in real time. Raises
+    ValueError with the reason."""
     body = line["body"]
     requested = str(body.get("model") or "")
     if line["url"] == EMBEDDINGS:
         if requested not in runtime.policy.models:
             raise ValueError(f"unknown model {requested!r}")
-        return requested, "embeddings"
+        tokens = len(json.dumps(body.get("input"))) // CHARS_PER_TOKEN + 1
+        return requested, "embeddings", Work(requested, tokens, 0)
     try:
         require_chat_fields(body)
         check_chat(body)
     except ClientError as exc:
         raise ValueError(exc.message) from None
+    view = build_view(body, headers)
     try:
-        decision = await runtime.decide(build_view(body, headers))
+        decision = await runtime.decide(view)
     except UnknownModel:
         raise ValueError(f"unknown model {requested!r} (known: {AUTO} and the registry)") from None
     if decision.model is None:
         raise ValueError("no model of route " + decision.route + " can serve it: " + "; ".join(s.reason for s in decision.skipped))
-    return decision.model, decision.route
+    return decision.model, decision.route, Work(decision.model, view.input_tokens, view.max_tokens)
 
 
 async def route_file(runtime: Runtime, filename: str, raw: bytes, headers: Mapping[str, str]) -> InputFile:
     policy = runtime.policy
-    groups: dict[str, list[Line]] = {}
+    groups: dict[str, Group] = {}
     unbatchable: list[Unbatchable] = []
+    urls = set()
     for n, line in _parse(raw):
+        urls.add(str(line["url"]))
         try:
-            model, route = await _model_for(runtime, line, headers)
+            model, _, work = await _model_for(runtime, line, headers)
         except ValueError as exc:
             unbatchable.append(Unbatchable(n, line["custom_id"], None, str(exc)))
             continue
@@ -136,10 +148,5 @@ async def route_file(runtime: Runtime, filename: str, raw: bytes, headers: Mappi
             unbatchable.append(Unbatchable(n, line["custom_id"], model, why))
             continue
         body = {**line["body"], "model": policy.models[model].upstream_model}
-        groups.setdefault(model, []).append(Line(line["custom_id"], line["url"], body, model, route))
-    return InputFile("file-mr-" + uuid.uuid4().hex[:20], filename, len(raw), policy, groups, unbatchable)
-
-
-def jsonl(lines: list[Line]) -> bytes:
-    return b"".join(json.dumps({"custom_id": x.custom_id, "method": "POST", "url": x.url, "body": x.body}).encode() + b"\n"
-                    for x in lines)
+        groups.setdefault(model, Group()).add(line["custom_id"], line["url"], body, work)
+    return InputFile("file-mr-" + uuid.uuid4().hex[:20], filename, len(raw), policy.name, groups, unbatchable, frozenset(urls))

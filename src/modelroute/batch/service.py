@@ -1,174 +1,175 @@
 """Batches through the sidecar: one client batch fans out to one provider batch per routed model.
 
-A :class:`ClientBatch` is what the client sees (``batch_mr_...``): its status and request counts
-aggregate its provider batches (:class:`Part`), its ``errors`` list the unbatchable lines, and its
-output file (``file-mr-out-...``) merges the parts' outputs. Batch usage is priced at the
-registry's prices times ``pricing.batchDiscount``, and recorded (metrics, and budgets as settled
-spend) once, the first time the output is read. Batches live in this sidecar's memory (the newest
-:data:`MAX_BATCHES`); a restarted sidecar forgets them (the provider still has them).
+:class:`Batches` creates a client batch (a budget hold for its worst case first, then the provider
+batches, then the record), refreshes it from the providers, and records its cost once every part
+has ended: the result lines of each part are read as they stream in, their usage priced at the
+registry's prices times ``pricing.batchDiscount``, the budget hold settled with that cost, and the
+per-route metrics counted (route ``batch``). Recording happens once per batch whoever gets there
+first: the background poller (:mod:`.poller`), a client reading the batch, or another sidecar
+sharing the store; reading the output later reads the recorded figure.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
+import logging
 import time
-import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from decimal import Decimal
-from typing import Any
 
-from modelroute.batch.routing import InputFile, Line, Unbatchable, jsonl
-from modelroute.batch.upstream import BatchAPI
-from modelroute.policy import CompiledPolicy, Pricing
+from modelroute.batch.files import Files
+from modelroute.batch.metrics import BatchMetrics
+from modelroute.batch.records import BatchRecord, Part
+from modelroute.batch.store import LocalRecords, RecordStore, RecordStores
+from modelroute.batch.upstream import KINDS, UpstreamBatches
+from modelroute.contract.errors import ClientError, UpstreamFailure
+from modelroute.contract.features import Host
+from modelroute.contract.hooks import RequestRecord, RuntimeView as Runtime
+from modelroute.contract.spend import BatchSpend, Work
 from modelroute.providers import Usage
-from modelroute.contract.hooks import RuntimeView as Runtime
 from modelroute.telemetry.cost import ZERO, cost_usd
 
-MAX_BATCHES = 1000
-ACTIVE = ("validating", "in_progress", "finalizing")
+log = logging.getLogger("modelroute.batch")
 
-
-@dataclass
-class Part:
-    model: str
-    provider: str
-    api: BatchAPI
-    pricing: Pricing
-    lines: int
-    upstream: dict[str, Any]  # the provider's batch object, as last seen
-
-    @property
-    def status(self) -> str:
-        return str(self.upstream.get("status", "validating"))
-
-
-@dataclass
-class ClientBatch:
-    id: str
-    input_file_id: str
-    endpoint: str
-    completion_window: str
-    policy: CompiledPolicy
-    parts: list[Part]
-    unbatchable: list[Unbatchable]
-    headers: Mapping[str, str]  # the creating request's headers (budget scopes)
-    metadata: Mapping[str, str] | None = None
-    created_at: int = field(default_factory=lambda: int(time.time()))
-    cost: Decimal | None = None  # set once the output was read (recorded once)
-
-    @property
-    def status(self) -> str:
-        statuses = [p.status for p in self.parts]
-        if not statuses:
-            return "failed"
-        if any(s in ACTIVE for s in statuses):
-            return "validating" if all(s == "validating" for s in statuses) else "in_progress"
-        if all(s == "failed" for s in statuses):
-            return "failed"
-        if all(s in ("cancelled", "cancelling") for s in statuses):
-            return "cancelled"
-        return "completed"
-
-    @property
-    def output_file_id(self) -> str | None:
-        return "file-mr-out-" + self.id.removeprefix("batch_mr_") if self.status == "completed" else None
-
-    def obj(self) -> dict[str, Any]:
-        counts = {"total": len(self.unbatchable), "completed": 0, "failed": len(self.unbatchable)}
-        for part in self.parts:
-            got = part.upstream.get("request_counts") or {}
-            counts["total"] += int(got.get("total") or part.lines)
-            counts["completed"] += int(got.get("completed") or 0)
-            counts["failed"] += int(got.get("failed") or 0)
-        errors = [u.error() for u in self.unbatchable]
-        return {
-            "id": self.id, "object": "batch", "endpoint": self.endpoint, "input_file_id": self.input_file_id,
-            "completion_window": self.completion_window, "status": self.status, "output_file_id": self.output_file_id,
-            "error_file_id": None, "created_at": self.created_at, "request_counts": counts, "metadata": self.metadata,
-            "errors": {"object": "list", "data": errors} if errors else None,
-            "modelroute": {"parts": [{"model": p.model, "provider": p.provider, "batch": p.upstream.get("id"), "status": p.status,
-                                      "requests": p.lines} for p in self.parts],
-                           "cost_usd": str(self.cost) if self.cost is not None else None},
-        }
+#: The providers' batch window: a batch's budget hold lasts this long (plus spend control's grace).
+WINDOW_SECONDS = 86_400.0
+#: Starts one model's provider batch: (its batch API, the registry model) -> the provider's batch object.
+Starter = Callable[[UpstreamBatches, str], Awaitable[dict[str, object]]]
 
 
 class Batches:
-    """The sidecar's files and batches."""
+    def __init__(self, spend: BatchSpend | None = None) -> None:
+        self.spend = spend
+        self.metrics = BatchMetrics()  # replaced by one on the sidecar's registry at start
+        self.files = Files(evicted=lambda: self.metrics.evicted("files"))
+        self.stores = RecordStores(LocalRecords(evicted=lambda: self.metrics.evicted("batches")))
+        self.host: Host | None = None
+        self._finishing: dict[str, asyncio.Task[Decimal]] = {}
 
-    def __init__(self) -> None:
-        self.files: dict[str, InputFile] = {}
-        self.batches: dict[str, ClientBatch] = {}
+    def store(self, runtime: Runtime) -> RecordStore:
+        return self.stores.for_policy(runtime.policy)
 
-    def add_file(self, file: InputFile) -> None:
-        self.files[file.id] = file
-        _trim(self.files)
+    def api(self, runtime: Runtime, record: BatchRecord, part: Part) -> UpstreamBatches:
+        provider = runtime.providers.get(part.provider)
+        if provider is None:
+            raise UpstreamFailure(f"provider {part.provider} of batch {record.id} is not in the active policy",
+                                  code="batch_upstream_error")
+        return KINDS[record.kind](provider)
 
-    async def create(self, runtime: Runtime, file: InputFile, endpoint: str, window: str, headers: Mapping[str, str],
-                     metadata: Mapping[str, str] | None = None, batch_id: str | None = None) -> ClientBatch:
-        """Upload each model's lines to its provider and start a provider batch for each."""
-        parts = []
-        for model, lines in file.groups.items():
-            spec = runtime.policy.models[model]
-            api = BatchAPI(runtime.provider_for(model))
-            uploaded = await api.upload(f"{file.filename}.{model}.jsonl", jsonl(lines))
-            started = await api.create(str(uploaded["id"]), endpoint, window, metadata)
-            parts.append(Part(model, spec.provider, api, spec.pricing, len(lines), started))
-        batch = ClientBatch(batch_id or "batch_mr_" + uuid.uuid4().hex[:20], file.id, endpoint, window, file.policy, parts,
-                            list(file.unbatchable), dict(headers), metadata)
-        self.batches[batch.id] = batch
-        _trim(self.batches)
-        return batch
+    def ended(self, record: BatchRecord) -> bool:
+        return all(KINDS[record.kind].ended(p.upstream) for p in record.parts)
 
-    async def refresh(self, batch: ClientBatch) -> ClientBatch:
-        for part in batch.parts:
-            if part.status in ACTIVE and part.upstream.get("id"):
-                part.upstream = await part.api.get(str(part.upstream["id"]))
-        return batch
+    # -- create -------------------------------------------------------------------------------
 
-    def by_output(self, file_id: str) -> ClientBatch | None:
-        if not file_id.startswith("file-mr-out-"):
-            return None
-        return self.batches.get("batch_mr_" + file_id.removeprefix("file-mr-out-"))
+    async def create(self, runtime: Runtime, record: BatchRecord, groups: Mapping[str, int], start: Starter,
+                     headers: Mapping[str, str], work: Sequence[Work], replacing: RequestRecord | None = None) -> BatchRecord:
+        """Hold the budget, start one provider batch per model of ``groups`` (model -> requests),
+        and keep the record. Nothing is left behind when any step fails: the parts already started
+        are cancelled and the hold is given back."""
+        policy = runtime.policy
+        record.baseline = policy.models[policy.baseline].pricing if policy.baseline in policy.models else None
+        await self.store(runtime).check_room()
+        if self.spend is not None:
+            record.hold = await self.spend.hold(policy, headers, work, record.id, WINDOW_SECONDS, replacing)
+        try:
+            for model, count in groups.items():
+                spec = policy.models[model]
+                api = KINDS[record.kind](runtime.provider_for(model))
+                record.parts.append(Part(model, spec.provider, count, spec.pricing, dict(await start(api, model))))
+            await self.store(runtime).add(record)
+        except BaseException:
+            await self._abandon(runtime, record)
+            raise
+        if not record.parts:  # every request was unbatchable: ended already, at no cost
+            await self.finish(runtime, record)
+        return record
 
-    async def output(self, batch: ClientBatch) -> tuple[bytes, list[tuple[Part, Usage]]]:
-        """The merged output lines, and each answered line's usage with its part."""
-        chunks: list[bytes] = []
-        usages: list[tuple[Part, Usage]] = []
-        for part in batch.parts:
-            out_id = part.upstream.get("output_file_id")
-            if not out_id:
-                continue
-            raw = await part.api.content(str(out_id))
-            for text in raw.splitlines():
-                if not text.strip():
-                    continue
-                chunks.append(text + b"\n")
-                usage = _usage(text)
+    async def _abandon(self, runtime: Runtime, record: BatchRecord) -> None:
+        for part in record.parts:
+            try:
+                await self.api(runtime, record, part).cancel(part.upstream_id)
+            except ClientError as exc:
+                log.warning("batch %s: could not cancel %s batch %s: %s", record.id, part.provider, part.upstream_id, exc.message)
+        if self.spend is not None:
+            try:
+                await self.spend.release(runtime.policy, record.hold)
+            except Exception:  # it lapses on its own
+                log.warning("batch %s: could not release its budget hold", record.id, exc_info=True)
+
+    # -- follow -------------------------------------------------------------------------------
+
+    async def refresh(self, runtime: Runtime, record: BatchRecord) -> bool:
+        """Read the parts not ended yet from their providers; record the cost once all ended.
+        True when anything changed."""
+        changed = False
+        for part in record.parts:
+            if not KINDS[record.kind].ended(part.upstream) and part.upstream_id:
+                seen = await self.api(runtime, record, part).get(part.upstream_id)
+                changed = changed or seen != part.upstream
+                part.upstream = seen
+        if changed:
+            await self.store(runtime).put(record)
+        if record.cost is None and self.ended(record):
+            await self.finish(runtime, record)
+            changed = True
+        return changed
+
+    async def finish(self, runtime: Runtime, record: BatchRecord) -> Decimal:
+        """Record the cost of an ended batch, once; the recorded cost."""
+        if record.cost is not None:
+            return record.cost
+        task = self._finishing.get(record.id)
+        if task is None:
+            task = self._finishing[record.id] = asyncio.ensure_future(self._finish(runtime, record))
+            task.add_done_callback(lambda _: self._finishing.pop(record.id, None))
+        record.cost = await asyncio.shield(task)
+        return record.cost
+
+    async def _finish(self, runtime: Runtime, record: BatchRecord) -> Decimal:
+        totals: list[tuple[Part, Usage]] = []
+        for part in record.parts:
+            api = self.api(runtime, record, part)
+            sums = [0, 0, 0, 0, 0]
+            async for line in api.results(part):
+                usage = api.usage(line)
                 if usage is not None:
-                    usages.append((part, usage))
-        return b"".join(chunks), usages
+                    for i, n in enumerate((usage.input_tokens, usage.output_tokens, usage.cached_input_tokens,
+                                           usage.cache_write_tokens, usage.reasoning_tokens)):
+                        sums[i] += n
+            totals.append((part, Usage(*sums)))
+        cost = sum((cost_usd(usage, part.pricing, batch=True) for part, usage in totals), ZERO)
+        if self.spend is not None:  # idempotent: a second sidecar, or this one restarted, counts nothing more
+            await self.spend.settle(runtime.policy, record.hold, record.id, cost)
+        if await self.store(runtime).mark_recorded(record, cost):
+            self._count(record, totals)
+        assert record.cost is not None
+        return record.cost
 
+    def _count(self, record: BatchRecord, totals: list[tuple[Part, Usage]]) -> None:
+        self.metrics.recorded.labels(record.kind).inc()
+        if self.host is None:
+            return
+        for part, usage in totals:
+            cost = cost_usd(usage, part.pricing, batch=True)
+            baseline = cost_usd(usage, record.baseline, batch=True) if record.baseline is not None else cost
+            self.host.record(record.policy, "batch", part.model, usage, cost, baseline)
 
-def batch_cost(usages: list[tuple[Part, Usage]]) -> Decimal:
-    total = ZERO
-    for part, usage in usages:
-        total += cost_usd(usage, part.pricing, batch=True)
-    return total
+    async def results(self, runtime: Runtime, record: BatchRecord) -> AsyncIterator[bytes]:
+        """The result lines of every part, each ending in a newline."""
+        for part in record.parts:
+            async for line in self.api(runtime, record, part).results(part):
+                yield line + b"\n"
 
+    # -- cancel, delete -----------------------------------------------------------------------
 
-def _usage(text: bytes) -> Usage | None:
-    """The usage of one output line; None for a line that does not follow the batch format."""
-    try:
-        body = json.loads(text)["response"]["body"]
-        return Usage.from_openai(body.get("usage")) if isinstance(body, dict) else None
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return None
+    async def cancel(self, runtime: Runtime, record: BatchRecord) -> None:
+        record.cancel_at = record.cancel_at or time.time()
+        for part in record.parts:
+            if not KINDS[record.kind].ended(part.upstream):
+                part.upstream = await self.api(runtime, record, part).cancel(part.upstream_id)
+        await self.store(runtime).put(record)
 
-
-def _trim(table: dict[str, Any]) -> None:
-    while len(table) > MAX_BATCHES:
-        table.pop(next(iter(table)))
-
-
-__all__ = ["Batches", "ClientBatch", "Line", "Part", "batch_cost"]
+    async def close(self) -> None:
+        for task in list(self._finishing.values()):
+            task.cancel()
+        await self.stores.close()

@@ -6,23 +6,25 @@ that knows both (``serve``, ``sidecar``, ``demo`` and the tests build their side
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from aiohttp import web
 
-from modelroute.batch import BatchFeature
+from modelroute.batch import BatchFeature, PollSettings
 from modelroute.contract.features import Feature
 from modelroute.proxy import Background, PolicyHolder, Settings, build_app
 from modelroute.quality.feature import QualityFeature
 from modelroute.spend import SpendFeature
 
 
-def features() -> list[Feature]:
-    """Every feature, each idle for a policy without its spec section. Batches count what they
-    spend against the budgets of spend control."""
+def default_features(batch_poll: PollSettings | None = None) -> list[Feature]:
+    """Every feature, each idle for a policy without its spec section. Batches hold and settle
+    what they spend against the budgets of spend control (``batch_poll``: how running batches
+    are followed)."""
     spend = SpendFeature()
-    return [spend, BatchFeature(spend=spend.hook), QualityFeature()]
+    return [spend, BatchFeature(spend=spend.hook.batches, poll=batch_poll), QualityFeature()]
 
 
-def sidecar_app(holder: PolicyHolder, settings: Settings | None = None, background: Iterable[Background] = ()) -> web.Application:
-    return build_app(holder, settings, background, features())
+def sidecar_app(holder: PolicyHolder, settings: Settings | None = None, background: Iterable[Background] = (),
+                features: Sequence[Feature] | None = None) -> web.Application:
+    return build_app(holder, settings, background, default_features() if features is None else features)

@@ -57,6 +57,9 @@ class RuntimeView(Protocol):
     @property
     def policy(self) -> CompiledPolicy: ...
 
+    @property
+    def providers(self) -> Mapping[str, Provider]: ...  # by provider name (a batch made under an older policy)
+
     def provider_for(self, model: str) -> Provider: ...
 
     def eligible(self, view: RequestView, chain: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[Skip, ...]]:

@@ -13,7 +13,8 @@ from modelroute.policy import CompiledPolicy, ModelSpec
 from modelroute.policy.model import MESSAGES
 from modelroute.providers import Completion, ErrorKind, Provider, ProviderError
 from modelroute.proxy.attempts import attempt_each
-from modelroute.proxy.codecs.messages import MESSAGES as MESSAGES_CODEC, error_response as anthropic_error, require
+from modelroute.contract.messages import require
+from modelroute.proxy.codecs.messages import MESSAGES as MESSAGES_CODEC, error_response as anthropic_error
 from modelroute.contract.errors import BadRequest, ClientError, NotFound
 from modelroute.proxy.errors import error_response
 from modelroute.proxy.exchange import Exchange

@@ -70,6 +70,7 @@ class Prices:
     output: int
     max_output: int | None  # the registry's maxOutputTokens
     context_window: int | None
+    batch_discount: float | None = None  # share of the price paid through the batch API
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +108,7 @@ def build(policy: CompiledPolicy) -> SpendConfig:
     ext = policy.extensions
     prices = {
         name: Prices(_pico_per_token(m.pricing.input), _pico_per_token(m.pricing.output),
-                     m.max_output_tokens, m.context_window)
+                     m.max_output_tokens, m.context_window, m.pricing.batch_discount)
         for name, m in policy.models.items()
     }
     return SpendConfig(

@@ -19,13 +19,12 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from modelroute.policy import CompiledPolicy
 from modelroute.routing import Decision, Skip
+from modelroute.spend.batch_holds import BatchHolds
 from modelroute.spend.buckets import RPM_REASON, RateLimiter
 from modelroute.spend.config import NANO, ConfigCache, SpendConfig, from_nano, to_nano
 from modelroute.spend.errors import BudgetExceeded
@@ -62,6 +61,8 @@ class SpendHook:
         self.ledger = Ledger()
         self.metrics: SpendMetrics | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Batches reserve and settle through this (handed to the batch feature by the composition root).
+        self.batches = BatchHolds(self)
 
     def bind(self, registry: CollectorRegistry) -> SpendMetrics:
         """Count into the sidecar's registry (called when the feature starts)."""
@@ -72,6 +73,8 @@ class SpendHook:
     def _metrics(self) -> SpendMetrics:
         assert self.metrics is not None, "the spend feature was not started"
         return self.metrics
+
+    bound = _metrics
 
     def phases(self, policy: CompiledPolicy) -> frozenset[str]:
         """Budgets take part in admission and settlement; rate limits in each attempt and settlement."""
@@ -192,12 +195,14 @@ class SpendHook:
             return
         self._settle(ex.policy.name, keys, reservation, actual, store)
 
-    def record(self, policy: CompiledPolicy, headers: Mapping[str, str], usd: Decimal) -> None:
-        """Count spend made outside a request's admission (a batch's output, read later) against its budgets."""
-        cfg = self.configs.get(policy)
-        keys = self.ledger.keys(cfg, policy.name, headers) if cfg.budgets else ()
-        if keys and usd > 0:
-            self._settle(policy.name, keys, None, to_nano(usd), self.ledger.store_for(cfg))
+    async def release_admission(self, ex: RequestRecord) -> None:
+        """Give back what ``ex``'s admission reserved, now (a request deferred to a batch, which
+        holds its own worst case at batch prices from here on)."""
+        state = ex.slot(self, _Open)
+        reservation, state.reservation = state.reservation, None
+        if reservation is not None:
+            levels = await self.ledger.settle(state.keys, reservation, 0, state.store or self.ledger.local)
+            self._metrics().levels(ex.policy.name, state.keys, levels)
 
     def _settle(self, policy: str, keys: tuple[BudgetKey, ...], reservation: Reservation | None,
                 actual: int, store: BudgetStore) -> None:

@@ -150,6 +150,21 @@ class Ledger:
         self._mark(store, up=True)
         return levels
 
+    async def settle_once(self, keys: tuple[BudgetKey, ...], reservation: Reservation | None, actual: int,
+                          store: BudgetStore, marker: str) -> list[Level] | None:
+        """Settle once per ``marker`` (None: settled before). An unreachable store raises
+        StoreUnavailable rather than counting locally: the caller (a batch) retries until the
+        shared store has it, so it is neither lost nor counted twice."""
+        if isinstance(store, LocalStore):
+            return store.settle_once_now(keys, reservation, actual, marker)
+        try:
+            levels = await store.settle_once(keys, reservation, actual, marker)
+        except StoreUnavailable:
+            self._mark(store, up=False)
+            raise
+        self._mark(store, up=True)
+        return levels
+
     async def snapshot(self, cfg: SpendConfig, policy: str) -> list[dict[str, Any]]:
         """Every budget of the policy in its current window, per scope value this sidecar has seen."""
         store = self.store_for(cfg)

@@ -69,7 +69,30 @@ end
 return out
 """
 
+#: KEYS: the settlement's marker, then budget hashes. ARGV: member ('' for none), amount held,
+#: actual cost, marker lifetime ms, then per budget key: expire-at ms. {0} when the marker was
+#: already set (settled before, by this sidecar or another): nothing changes.
+SETTLE_ONCE = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', tonumber(ARGV[4])) then
+  return {0}
+end
+local out = {1}
+for i = 2, #KEYS do
+  local key = KEYS[i]
+  if ARGV[1] ~= '' and redis.call('ZREM', key .. ':r', ARGV[1]) == 1 then
+    redis.call('HINCRBY', key, 'reserved', -tonumber(ARGV[2]))
+  end
+  local spent = redis.call('HINCRBY', key, 'spent', tonumber(ARGV[3]))
+  redis.call('PEXPIREAT', key, tonumber(ARGV[3 + i]))
+  out[#out + 1] = spent
+  out[#out + 1] = tonumber(redis.call('HGET', key, 'reserved') or '0')
+end
+return out
+"""
+
 _EXPIRE_AFTER_MS = 86_400_000
+#: How long a settlement marker is kept: longer than any batch record lives.
+MARKER_TTL_MS = 40 * 86_400_000
 
 
 def _expire_at(key: BudgetKey) -> int:
@@ -92,6 +115,7 @@ class RedisStore(BudgetStore):
                                                retry_on_timeout=False)
         self._reserve = self._client.register_script(RESERVE)
         self._settle = self._client.register_script(SETTLE)
+        self._settle_once = self._client.register_script(SETTLE_ONCE)
         self._timeout = timeout_seconds
 
     async def _run(self, script: Any, keys: list[str], args: list[Any]) -> list[Any]:
@@ -119,6 +143,14 @@ class RedisStore(BudgetStore):
         held = reservation.amount if reservation is not None else 0
         args: list[Any] = [member, held, actual, *(_expire_at(k) for k in keys)]
         return _levels(await self._run(self._settle, [k.storage_key for k in keys], args))
+
+    async def settle_once(self, keys: tuple[BudgetKey, ...], reservation: Reservation | None, actual: int,
+                          marker: str) -> list[Level] | None:
+        member = f"{reservation.id}:{reservation.amount}" if reservation is not None else ""
+        held = reservation.amount if reservation is not None else 0
+        args: list[Any] = [member, held, actual, MARKER_TTL_MS, *(_expire_at(k) for k in keys)]
+        out = await self._run(self._settle_once, [marker, *(k.storage_key for k in keys)], args)
+        return _levels(out[1:]) if int(out[0]) else None
 
     async def read(self, keys: tuple[BudgetKey, ...]) -> list[Level]:
         try:

@@ -20,6 +20,9 @@ from datetime import datetime
 
 from modelroute.spend.config import Budget
 
+#: Settlement markers a local store remembers (each a few dozen bytes).
+MAX_MARKERS = 10_000
+
 
 @dataclass(frozen=True, slots=True)
 class BudgetKey:
@@ -67,6 +70,12 @@ class BudgetStore(abc.ABC):
         """Release ``reservation`` (if any) and add ``actual`` to every key."""
 
     @abc.abstractmethod
+    async def settle_once(self, keys: tuple[BudgetKey, ...], reservation: Reservation | None, actual: int,
+                          marker: str) -> list[Level] | None:
+        """:meth:`settle`, unless a settlement marked ``marker`` already happened (then None):
+        a batch is settled once whichever sidecar, restarted or not, sees it finish."""
+
+    @abc.abstractmethod
     async def read(self, keys: tuple[BudgetKey, ...]) -> list[Level]: ...
 
     async def close(self) -> None:
@@ -82,6 +91,7 @@ class LocalStore(BudgetStore):
         self._levels: dict[str, list[int]] = {}
         self._ends: dict[str, float] = {}
         self._held: dict[str, int] = {}  # reservation id -> amount still held
+        self._settled: dict[str, None] = {}  # markers of settle_once, the newest MAX_MARKERS
 
     def reserve_now(self, keys: tuple[BudgetKey, ...], amount: int) -> ReserveResult:
         """The synchronous reservation (atomic on the event loop)."""
@@ -107,6 +117,19 @@ class LocalStore(BudgetStore):
             row[0] += actual
             out.append(Level(row[0], row[1]))
         return out
+
+    def settle_once_now(self, keys: tuple[BudgetKey, ...], reservation: Reservation | None, actual: int,
+                        marker: str) -> list[Level] | None:
+        if marker in self._settled:
+            return None
+        self._settled[marker] = None
+        if len(self._settled) > MAX_MARKERS:  # a marker outlives its batch's record, which is capped lower
+            del self._settled[next(iter(self._settled))]
+        return self.settle_now(keys, reservation, actual)
+
+    async def settle_once(self, keys: tuple[BudgetKey, ...], reservation: Reservation | None, actual: int,
+                          marker: str) -> list[Level] | None:
+        return self.settle_once_now(keys, reservation, actual, marker)
 
     async def reserve(self, keys: tuple[BudgetKey, ...], amount: int, ttl_seconds: float) -> ReserveResult:
         return self.reserve_now(keys, amount)

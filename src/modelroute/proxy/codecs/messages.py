@@ -19,11 +19,11 @@ from aiohttp import web
 from modelroute import _json as json
 from modelroute.providers import ErrorKind, ProviderError
 from modelroute.providers.anthropic_errors import anthropic_error_body, error_type_for
-from modelroute.providers.anthropic_openai import AnthropicToOpenAI
 from modelroute.providers.sse import encode
 from modelroute.proxy.codecs import ClientCodec, Incoming
-from modelroute.contract.errors import BadRequest, ClientError
-from modelroute.contract.shapes import check_messages
+from modelroute.contract.errors import ClientError
+#: Reading a Messages body lives in the contract: Message Batches read each batched request the same way.
+from modelroute.contract.messages import as_chat, require
 
 if TYPE_CHECKING:
     from modelroute.proxy.exchange import Exchange
@@ -34,37 +34,6 @@ def error_response(exc: ClientError, headers: Mapping[str, str] | None = None) -
     body = anthropic_error_body(exc.status, exc.message, error_type_for(exc.status))
     return web.Response(status=exc.status, body=json.dumps(body), content_type="application/json",
                         headers={**(headers or {}), **exc.headers})
-
-
-def require(body: Mapping[str, Any], count: bool = False) -> None:
-    """400 for what Anthropic would refuse before anything else."""
-    if not isinstance(body.get("model"), str) or not body["model"]:
-        raise BadRequest("model: Field required", param="model")
-    if not count and (not isinstance(body.get("max_tokens"), int) or isinstance(body["max_tokens"], bool)):
-        raise BadRequest("max_tokens: Field required", param="max_tokens")
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise BadRequest("messages: Field required (a non-empty list)", param="messages")
-    for i, msg in enumerate(messages):
-        if not isinstance(msg, dict) or msg.get("role") not in ("user", "assistant"):
-            raise BadRequest(f"messages.{i}.role: Input should be 'user' or 'assistant'", param=f"messages.{i}")
-        if msg.get("content") is None:
-            raise BadRequest(f"messages.{i}.content: Field required", param=f"messages.{i}.content")
-    if "stream" in body and not isinstance(body["stream"], (bool, type(None))):
-        raise BadRequest("stream: Input should be a valid boolean", param="stream")
-    check_messages(body)
-
-
-def as_chat(body: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
-    """The request in chat's shape, and why only Messages providers can serve it (or None)."""
-    try:
-        return AnthropicToOpenAI().request(body), None
-    except ProviderError as exc:  # TranslationError: content with no chat equivalent
-        why = exc.message
-    try:
-        return AnthropicToOpenAI(lenient=True).request(body), why
-    except ProviderError as exc:
-        raise BadRequest(exc.message, code="unsupported_content") from None
 
 
 INTERNAL = encode(json.dumps(anthropic_error_body(500, "internal error in the modelroute sidecar", "api_error")), "error")
