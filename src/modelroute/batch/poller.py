@@ -78,14 +78,15 @@ class Poller:
                 await asyncio.wait_for(self._wake.wait(), self.settings.interval)
             self._wake.clear()
 
-    async def run_once(self, runtime: Runtime) -> int:
-        """One round: poll every due batch of ``runtime``'s store. Returns how many were polled."""
+    async def run_once(self, runtime: Runtime, *, force: bool = False) -> int:
+        """One round: poll every due batch of ``runtime``'s store (``force``: every running batch,
+        due or not). Returns how many were polled."""
         store = self.batches.store(runtime)
         ids = await store.open_ids()
         for gone in self._due.keys() - set(ids):
             del self._due[gone]
         now = self.settings.clock()
-        due = [i for i in ids if self._due.get(i, (0.0, 0))[0] <= now]
+        due = [i for i in ids if force or self._due.get(i, (0.0, 0))[0] <= now]
         limit = asyncio.Semaphore(self.settings.concurrency)
         await asyncio.gather(*(self._poll(runtime, store, ident, limit) for ident in due))
         return len(due)

@@ -45,6 +45,18 @@ class Batches:
         self.stores = RecordStores(LocalRecords(evicted=lambda: self.metrics.evicted("batches")))
         self.host: Host | None = None
         self._finishing: dict[str, asyncio.Task[Decimal]] = {}
+        self._watchers: dict[str, list[asyncio.Future[Decimal]]] = {}
+
+    async def recorded(self, runtime: Runtime, ident: str) -> Decimal:
+        """Batch ``ident``'s cost, once recorded (by this sidecar, or before): waits for it, so a
+        test waits on the event rather than sleeping."""
+        future: asyncio.Future[Decimal] = asyncio.get_running_loop().create_future()
+        self._watchers.setdefault(ident, []).append(future)
+        record = await self.store(runtime).get(ident)
+        if record is not None and record.cost is not None:
+            future.cancel()
+            return record.cost
+        return await future
 
     def store(self, runtime: Runtime) -> RecordStore:
         return self.stores.for_policy(runtime.policy)
@@ -143,6 +155,9 @@ class Batches:
         if await self.store(runtime).mark_recorded(record, cost):
             self._count(record, totals)
         assert record.cost is not None
+        for future in self._watchers.pop(record.id, ()):
+            if not future.done():
+                future.set_result(record.cost)
         return record.cost
 
     def _count(self, record: BatchRecord, totals: list[tuple[Part, Usage]]) -> None:
