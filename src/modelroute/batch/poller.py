@@ -68,15 +68,16 @@ class Poller:
         self._wake.set()
 
     async def _run(self, host: Host) -> None:
+        """A round every interval (or when woken), the first one interval after start."""
         while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.interval)
+            self._wake.clear()
             try:
                 if host.ready:
                     await self.run_once(host.runtime())
             except Exception:  # a store that is down: the next round tries again
                 log.warning("a batch poll round failed", exc_info=True)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.settings.interval)
-            self._wake.clear()
 
     async def run_once(self, runtime: Runtime, *, force: bool = False) -> int:
         """One round: poll every due batch of ``runtime``'s store (``force``: every running batch,
