@@ -11,6 +11,7 @@ provider's: they pass through.
 from __future__ import annotations
 
 import email
+import email.message
 import email.policy
 import re
 import uuid
@@ -82,10 +83,12 @@ def routes(feature: BatchFeature) -> Sequence[Route]:
 
 
 def _file_field(content_type: str, raw: bytes) -> tuple[str, bytes]:
-    """(filename, content) of the multipart field ``file``."""
+    """(filename, content) of the multipart field ``file``. The ``compat32`` policy: the HTTP
+    policy's header objects took 16 ms of a 1-line upload, this takes well under one."""
     message = email.message_from_bytes(b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + raw,
-                                       policy=email.policy.HTTP)
-    for part in message.iter_parts() if message.is_multipart() else ():
+                                       policy=email.policy.compat32)
+    parts: list[email.message.Message] = message.get_payload() if message.is_multipart() else []  # type: ignore[assignment]
+    for part in parts:
         if part.get_param("name", header="content-disposition") == "file":
             payload = part.get_payload(decode=True)
             return str(part.get_filename() or "batch.jsonl"), payload if isinstance(payload, bytes) else b""

@@ -21,6 +21,8 @@ def register(sub: Any) -> None:
     p.add_argument("--port", type=int, default=8787)
     p.add_argument("--max-body-mb", type=float, default=10.0, help="largest request body accepted (413 above)")
     p.add_argument("--watch-interval", type=float, default=1.0, help="seconds between checks of the policy file")
+    p.add_argument("--batch-poll-seconds", type=float, default=30.0,
+                   help="seconds between polls of a running provider batch, at first (then backing off)")
     p.add_argument("--access-log", action="store_true", help="log one line per request (method, path, status)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=run)
@@ -47,7 +49,8 @@ def settle_heap() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from modelroute.cli.compose import sidecar_app
+    from modelroute.batch import PollSettings
+    from modelroute.cli.compose import default_features, sidecar_app
     from modelroute.proxy import PolicyFileWatcher, PolicyHolder, Settings, load_policy_file
     from modelroute.telemetry import tracer_provider_from_env
     from modelroute.telemetry.otel_metrics import meter_provider_from_env
@@ -62,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings(max_body_bytes=int(args.max_body_mb * 1024 * 1024), tracer_provider=tracer_provider_from_env(),
                         meter_provider=meter_provider_from_env())
     watcher = PolicyFileWatcher(args.policy, interval=args.watch_interval)
-    app = sidecar_app(PolicyHolder(policy), settings, background=[watcher.ctx])
+    features = default_features(PollSettings(interval=args.batch_poll_seconds))
+    app = sidecar_app(PolicyHolder(policy), settings, background=[watcher.ctx], features=features)
     use_uvloop()
     settle_heap()
     log = logging.getLogger("modelroute")

@@ -32,6 +32,8 @@ def register(sub: Any) -> None:
     p.add_argument("--passthrough-model", default=env("MODELROUTE_PASSTHROUGH_MODEL"))
     p.add_argument("--passthrough-type", default=env("MODELROUTE_PASSTHROUGH_TYPE", "openai"), choices=["openai", "anthropic"])
     p.add_argument("--max-body-mb", type=float, default=10.0)
+    p.add_argument("--batch-poll-seconds", type=float, default=float(env("MODELROUTE_BATCH_POLL_SECONDS", "30")),
+                   help="seconds between polls of a running provider batch, at first (then backing off)")
     p.add_argument("--log-level", default=env("MODELROUTE_LOG_LEVEL", "info"), choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=run)
 
@@ -39,7 +41,8 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from modelroute.cli.serve import configure_logging, use_uvloop
     from modelroute.providers import EnvFileKeys
-    from modelroute.cli.compose import sidecar_app
+    from modelroute.batch import PollSettings
+    from modelroute.cli.compose import default_features, sidecar_app
     from modelroute.proxy import PolicyHolder, Settings
     from modelroute.proxy.subscription import (
         PodIdentity,
@@ -65,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
                         tracer_provider=tracer_provider_from_env(),
                         meter_provider=meter_provider_from_env())
     subscription = Subscription(holder, identity, config)
-    app = sidecar_app(holder, settings, background=[subscription.ctx])
+    features = default_features(PollSettings(interval=args.batch_poll_seconds))
+    app = sidecar_app(holder, settings, background=[subscription.ctx], features=features)
     use_uvloop()
     # Everything imported so far lives as long as the process: keep it out of the collector's full
     # passes, which otherwise stall policy applies (a pod's CPU is small; 50 of them share a node).
