@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from decimal import Decimal
 from typing import Any
 
@@ -87,8 +87,12 @@ class BatchRecord:
         parts = [Part(p["model"], p["provider"], int(p["requests"]), Pricing(**p["pricing"]), p["upstream"]) for p in doc.pop("parts")]
         errored = [Unbatchable(**u) for u in doc.pop("errored")]
         baseline = doc.pop("baseline")
-        return cls(parts=parts, errored=errored, baseline=Pricing(**baseline) if baseline else None, **doc)
+        known = {k: v for k, v in doc.items() if k in _FIELDS}  # a newer sidecar's extra fields are left out
+        return cls(parts=parts, errored=errored, baseline=Pricing(**baseline) if baseline else None, **known)
 
     @property
     def requests(self) -> int:
         return sum(p.requests for p in self.parts) + len(self.errored)
+
+
+_FIELDS = frozenset(f.name for f in fields(BatchRecord))

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from modelroute.batch.records import BatchRecord
+from modelroute.batch.records import ANTHROPIC, OPENAI, BatchRecord
 from modelroute.contract.errors import ClientError
 from modelroute.policy import CompiledPolicy
 
@@ -249,9 +249,10 @@ class RedisRecords(RecordStore):
         async def run(c: Any) -> tuple[int, bytes]:
             async with c.pipeline(transaction=True) as pipe:
                 pipe.hsetnx(self._key(record.id), "recorded", str(cost))
+                pipe.expire(self._key(record.id), RECORD_TTL_SECONDS)
                 pipe.srem(self._open, record.id)
                 pipe.hget(self._key(record.id), "recorded")
-                first, _, recorded = await pipe.execute()
+                first, _, _, recorded = await pipe.execute()
             return int(first), recorded
 
         first, recorded = await self._do(run)
@@ -263,7 +264,7 @@ class RedisRecords(RecordStore):
             async with c.pipeline(transaction=True) as pipe:
                 pipe.delete(self._key(ident))
                 pipe.srem(self._open, ident)
-                for kind in ("openai", "anthropic"):
+                for kind in (OPENAI, ANTHROPIC):
                     pipe.zrem(self._index(kind), ident)
                 await pipe.execute()
 
