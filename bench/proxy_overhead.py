@@ -32,8 +32,16 @@ import aiohttp
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-BODY = {"model": "gpt-4o", "messages": [{"role": "system", "content": "You are terse."},
-                                        {"role": "user", "content": "Name three primary colours."}]}
+BODY: dict[str, object] = {"model": "gpt-4o", "messages": [{"role": "system", "content": "You are terse."},
+                                                            {"role": "user", "content": "Name three primary colours."}]}
+PATH = "/chat/completions"
+#: --api: the path and body of each kind of request (the sidecar routes chat and Responses; a
+#: moderation is passed through unrouted).
+APIS: dict[str, tuple[str, dict[str, object]]] = {
+    "chat": (PATH, BODY),
+    "responses": ("/responses", {"model": "gpt-4o", "instructions": "You are terse.", "input": "Name three primary colours."}),
+    "passthrough": ("/moderations", {"model": "omni-moderation-latest", "input": "Name three primary colours."}),
+}
 
 
 def free_port() -> int:
@@ -91,7 +99,7 @@ async def wait_up(url: str) -> None:
     async with aiohttp.ClientSession() as http:
         for _ in range(400):
             with contextlib.suppress(aiohttp.ClientError):
-                async with http.post(url + "/chat/completions", json=BODY) as resp:
+                async with http.post(url + PATH, json=BODY) as resp:
                     if resp.status == 200:
                         return
             await asyncio.sleep(0.05)
@@ -109,7 +117,7 @@ async def load(url: str, total: int, concurrency: int, stream: bool) -> tuple[li
             while left > 0:
                 left -= 1
                 start = time.perf_counter()
-                async with http.post(url + "/chat/completions", data=body, headers={"Content-Type": "application/json"}) as resp:
+                async with http.post(url + PATH, data=body, headers={"Content-Type": "application/json"}) as resp:
                     await resp.read()
                     assert resp.status == 200, resp.status
                 latencies.append(time.perf_counter() - start)
@@ -139,7 +147,7 @@ async def interleaved(targets: dict[str, tuple[str, int | None]], n: int, rounds
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         async def one(url: str) -> float:
             start = time.perf_counter()
-            async with http.post(url + "/chat/completions", data=body, headers={"Content-Type": "application/json"}) as resp:
+            async with http.post(url + PATH, data=body, headers={"Content-Type": "application/json"}) as resp:
                 await resp.read()
                 assert resp.status == 200, resp.status
             return time.perf_counter() - start
@@ -224,7 +232,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--stream", action="store_true", help="stream the answers")
     parser.add_argument("--pin", action="store_true", help="proxies on one core, load and fake provider on another")
+    parser.add_argument("--api", choices=sorted(APIS), default="chat", help="chat (default), responses, or a pass-through path")
     args = parser.parse_args()
+    global PATH, BODY
+    PATH, BODY = APIS[args.api]
     py = sys.executable
     proxy_core = PROXY_CORE if args.pin and (os.cpu_count() or 1) > 1 else None
     if proxy_core is not None:
@@ -234,6 +245,7 @@ def main() -> None:
         upstream = fake.stdout.readline().strip()
         doc = yaml.safe_load((ROOT / "examples/quickstart/policy.yaml").read_text())
         doc["spec"]["providers"][0]["baseURL"] = upstream + "/v1"
+        doc["spec"]["providers"][0]["apis"] = ["chat", "responses"]  # the fake speaks both: Responses natively
         policy = os.path.join(tmp, "policy.yaml")
         Path(policy).write_text(yaml.safe_dump(doc))
         bare_port, side_port = free_port(), free_port()
@@ -253,7 +265,7 @@ def main() -> None:
 
             idle, results = asyncio.run(run())
     pinned = ", proxies pinned to their own core" if proxy_core is not None else ""
-    print(f"proxy overhead ({'streaming' if args.stream else 'non-streaming'}, {args.rounds} rounds of {args.requests} requests per target"
+    print(f"proxy overhead ({args.api}, {'streaming' if args.stream else 'non-streaming'}, {args.rounds} rounds of {args.requests} requests per target"
           f" at concurrency 32 and {args.requests // 2} interleaved at concurrency 1{pinned})")
     print(report(results, idle))
 

@@ -9,6 +9,7 @@ over whole and streamed answers where both exist.
 from __future__ import annotations
 
 import asyncio
+import logging
 from decimal import Decimal
 from typing import Any, AsyncIterator
 
@@ -292,9 +293,11 @@ BODIES = {
 
 
 @pytest.mark.parametrize("api", API)
-async def test_a_stream_the_client_drops_pays_for_what_was_generated(api: Api, fakes: Fakes, sidecars: SidecarFactory) -> None:
+async def test_a_stream_the_client_drops_pays_for_what_was_generated(api: Api, fakes: Fakes, sidecars: SidecarFactory,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
     """Settled at the input and the output streamed so far (estimated, and said so on the span),
-    never at zero; the upstream stream is closed."""
+    never at zero; the upstream stream is closed; counted as client_closed, not logged as an error."""
+    caplog.set_level(logging.WARNING)
     sidecar = await sidecars(policy(fakes))
     fakes.openai.fail("gpt-4o-mini", chunk_delay=0.05)
     path, body = BODIES[api.name]
@@ -314,6 +317,8 @@ async def test_a_stream_the_client_drops_pays_for_what_was_generated(api: Api, f
     samples = await metrics(sidecar)
     assert samples.sum("modelroute_requests_total", status="client_closed") == 1
     assert samples.sum("modelroute_cost_usd_total") > 0
+    assert samples.sum("modelroute_errors_total", type="internal") == 0
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith("modelroute")], caplog.text
 
 
 __all__ = ["Reply"]

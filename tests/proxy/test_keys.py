@@ -60,3 +60,31 @@ async def test_a_missing_key_says_so_at_start_in_readyz_and_in_the_answer(make_s
         raw = await client.chat.completions.with_raw_response.create(model="backup-mini", messages=[{"role": "user", "content": "hi"}])
         assert raw.headers["x-modelroute-model"] == "gpt-4o-mini"  # its fallback has a key
     assert all(c.headers["Authorization"] == f"Bearer {PROVIDER_KEY}" for c in fake_openai.requests)
+
+
+async def test_an_upstream_error_that_echoes_the_key_reaches_the_client_redacted(make_sidecar: SidecarFactory) -> None:
+    """A provider whose 400 quotes the Authorization header it got: the client's error keeps the
+    message, without the key, whichever API it speaks."""
+    from aiohttp import web
+
+    async def echo(request: web.Request) -> web.Response:
+        sent = request.headers.get("Authorization", "")
+        return web.json_response({"error": {"message": f"invalid request sent with {sent}", "type": "invalid_request_error",
+                                            "param": None, "code": None}}, status=400)
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", echo)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        sidecar = await make_sidecar(quickstart(f"http://127.0.0.1:{port}/v1"))
+        async with openai.AsyncOpenAI(base_url=sidecar.base_url, api_key=APP_KEY, max_retries=0) as client:
+            with pytest.raises(openai.BadRequestError) as info:
+                await client.chat.completions.create(model="auto", messages=[{"role": "user", "content": "hi"}])
+        assert "invalid request sent with Bearer [redacted]" in info.value.message
+        assert PROVIDER_KEY not in info.value.response.text
+    finally:
+        await runner.cleanup()

@@ -62,6 +62,17 @@ class Provider(abc.ABC):
     def error(self, model: str, status: int, headers: Mapping[str, str], raw: bytes) -> ProviderError:
         """The ProviderError for an error answer of this provider."""
 
+    def redacted(self, exc: ProviderError) -> ProviderError:
+        """``exc`` without this provider's key in what the client may see (an upstream's error
+        message can echo the key it was sent)."""
+        key = self.keys.get(self.spec) if self.spec.api_key is not None else None
+        if key and len(key) >= 8 and exc.error is not None:
+            message = str(exc.error.get("message") or "")
+            if key in message:
+                exc.error = {**exc.error, "message": message.replace(key, "[redacted]")}
+                exc.message = exc.message.replace(key, "[redacted]")
+        return exc
+
     def url(self, path: str) -> str:
         return self.spec.base_url + path
 
@@ -99,7 +110,7 @@ class Provider(abc.ABC):
                 raw = await resp.read()
             finally:
                 resp.release()
-            raise self.error(model.name, resp.status, resp.headers, raw)
+            raise self.redacted(self.error(model.name, resp.status, resp.headers, raw))
         return resp
 
     async def call(self, api: str, body: Mapping[str, Any], model: ModelSpec, *, timeout: float,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 import aiohttp
 from aiohttp import web
@@ -40,6 +40,9 @@ _HOP = frozenset({"connection", "keep-alive", "proxy-connection", "transfer-enco
 _NOT_BACK = frozenset({"connection", "keep-alive", "transfer-encoding", "trailer", "upgrade", "content-length"})
 #: Largest error body read whole to redact keys from it.
 _ERROR_BODY_LIMIT = 1024 * 1024
+#: Bodies up to this size (and known to be) are sent and answered in one piece; larger or
+#: unsized ones stream both ways.
+WHOLE = 256 * 1024
 #: Resources of the OpenAI and Anthropic APIs: the first path segment after /v1 that names a path
 #: label; any other is "other", so the label set stays bounded whatever clients call.
 RESOURCES = frozenset({
@@ -58,8 +61,20 @@ def family_of(request: web.Request) -> str:
     return "openai"
 
 
+_labels: dict[str, str] = {}
+
+
 def path_label(path: str) -> str:
     """``path`` with ids replaced by ``{id}``, from a bounded set: ``/v1/files/{id}/content``."""
+    found = _labels.get(path)
+    if found is None:
+        if len(_labels) > 4096:  # paths with ids are many; their labels few
+            _labels.clear()
+        found = _labels[path] = _label(path)
+    return found
+
+
+def _label(path: str) -> str:
     parts = [p for p in path.split("/") if p][:5]
     if len(parts) < 2 or parts[0] != "v1" or parts[1] not in RESOURCES:
         return "/v1/{other}" if parts[:1] == ["v1"] else "/{other}"
@@ -146,7 +161,12 @@ async def _forward(request: web.Request, services: Services, provider: Provider,
     assert services.session is not None
     url = upstream_url(provider, family, request)
     headers = _headers(request, provider)
-    data = _body(request, prefix) if request.can_read_body or prefix else None
+    if not (request.can_read_body or prefix):
+        data: Any = None
+    elif request.content_length is not None and request.content_length <= WHOLE:
+        data = prefix + await request.read() if prefix else await request.read()
+    else:
+        data = _body(request, prefix)
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=services.holder.current.policy.timeouts.connect_seconds,
                                     sock_read=services.holder.current.policy.timeouts.attempt_seconds)
     try:
@@ -159,6 +179,8 @@ async def _forward(request: web.Request, services: Services, provider: Provider,
         if upstream.status >= 400:
             raw = await upstream.content.read(_ERROR_BODY_LIMIT)
             return web.Response(status=upstream.status, body=redact(raw, services, provider), headers=back)
+        if upstream.content_length is not None and upstream.content_length <= WHOLE:
+            return web.Response(status=upstream.status, reason=upstream.reason, body=await upstream.read(), headers=back)
         resp = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=back)
         if upstream.content_length is not None:
             resp.content_length = upstream.content_length

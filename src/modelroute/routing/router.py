@@ -15,7 +15,7 @@ from modelroute.policy import CompiledPolicy, Route
 from modelroute.routing.decision import Decision, Skip
 from modelroute.routing.experiments import Experiments
 from modelroute.routing.request import RequestView
-from modelroute.routing.rules import CompiledRoute, Verdict
+from modelroute.routing.rules import CompiledRoute, RouteTable, Verdict
 from modelroute.routing.strategy import ModelClient, Strategy, strategy_class
 
 #: The model name that asks the router to choose freely.
@@ -30,6 +30,7 @@ class Router:
     def __init__(self, policy: CompiledPolicy, client: ModelClient | None = None) -> None:
         self.policy = policy
         self.routes = [CompiledRoute(r, f"spec.routes[{i}]", policy.model_names) for i, r in enumerate(policy.routes)]
+        self.table = RouteTable(self.routes, policy.model_names)
         self.strategies: dict[str, Strategy] = {
             name: strategy_class(str(cfg.get("type")), f"spec.strategies.{name}.type")(name, cfg, policy, client)
             for name, cfg in policy.strategies.items()
@@ -50,7 +51,7 @@ class Router:
                 return self._finish(view, "pinned", "pinned", model, None, "the client named a pinned model")
         for labeler in self._labelers:
             await labeler.label(view)
-        for compiled in self.routes:
+        for compiled in self.table.candidates(view):
             if not compiled.matches(view):
                 continue
             route = compiled.route

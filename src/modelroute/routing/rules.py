@@ -184,3 +184,58 @@ def _header_predicate(name: str, values: tuple[str, ...]) -> Predicate:
         return lambda v: name in v.headers
     allowed = frozenset(values)
     return lambda v: v.headers.get(name) in allowed
+
+
+class RouteTable:
+    """The routes of a policy, indexed so that a request checks only those it could match.
+
+    First match wins, so routes are checked in order; but most routes of a large policy name the
+    header value, task or model they are for (``x-tenant: acme``, ``task: [code]``), and a request
+    can only match those whose value it carries. Each such route is filed under the values of one
+    of its exact conditions (a header's, else the task's, else the model's); the rest are always
+    checked. A request's candidates are the routes filed under its own values plus the rest, in
+    policy order: the same answer as checking every route, at a cost that does not grow with the
+    number of routes for other values (bench/bench_decision.py, the policy-size curve).
+    """
+
+    __slots__ = ("routes", "_always", "_headers", "_tasks", "_models", "_header_names")
+
+    def __init__(self, routes: list[CompiledRoute], names: Mapping[str, str] | None = None) -> None:
+        self.routes = routes
+        self._always: list[int] = []
+        self._headers: dict[tuple[str, str], list[int]] = {}
+        self._tasks: dict[str, list[int]] = {}
+        self._models: dict[str, list[int]] = {}
+        for i, compiled in enumerate(routes):
+            m = compiled.route.match
+            headers = [(k, v) for k, v in (m.headers or {}).items() if "*" not in v] if m is not None else []
+            if headers:
+                name, values = headers[0]
+                for value in values:
+                    self._headers.setdefault((name, value), []).append(i)
+            elif m is not None and m.task:
+                for value in m.task:
+                    self._tasks.setdefault(value, []).append(i)
+            elif m is not None and m.model and "auto" not in m.model:
+                for value in {*m.model, *(o for o, target in (names or {}).items() if target in m.model)}:
+                    self._models.setdefault(value, []).append(i)
+            else:
+                self._always.append(i)
+        self._header_names = tuple({name for name, _ in self._headers})
+
+    def candidates(self, view: RequestView) -> list[CompiledRoute]:
+        """The routes ``view`` could match, in policy order."""
+        found: list[int] = []
+        for name in self._header_names:
+            value = view.headers.get(name)
+            if value is not None:
+                found += self._headers.get((name, value), ())
+        if view.task is not None and self._tasks:
+            found += self._tasks.get(view.task, ())
+        if self._models:
+            found += self._models.get(view.requested_model, ())
+        if not found:
+            return [self.routes[i] for i in self._always] if len(self._always) != len(self.routes) else self.routes
+        found += self._always
+        found.sort()
+        return [self.routes[i] for i in found]
