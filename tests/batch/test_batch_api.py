@@ -107,3 +107,24 @@ async def test_a_line_with_a_wrongly_typed_field_is_unroutable_with_its_path(mak
     [row] = report["unbatchable"]
     assert (row["code"], row["line"], row["param"]) == ("unroutable", 2, "b")
     assert "'messages[0].content[0].text': expected a string, but got an integer" in row["message"]
+
+
+async def test_uploads_from_any_multipart_writer(make_sidecar: SidecarFactory, fake_batch: FakeOpenAIBatch) -> None:
+    """The file field is found whatever the client's multipart layout (a quoted boundary, other
+    fields around it); without one the answer is OpenAI's 400."""
+    sidecar = await make_sidecar(batch_policy(fake_batch.base_url))
+    content = jsonl([line("a", "gpt-4o-mini", "hello"), line("b", "gpt-4o-mini", "there")])
+    body = (b'--"b-1"\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n'
+            b'--"b-1"\r\nContent-Disposition: form-data; name="note"\r\n\r\nfile=x\r\n'
+            b'--"b-1"\r\nContent-Type: application/jsonl\r\nContent-Disposition: form-data; name="file"; filename="w.jsonl"\r\n\r\n'
+            + content + b'\r\n--"b-1"--\r\n').replace(b'"b-1"', b"b-1")
+    async with aiohttp.ClientSession() as http:
+        headers = {"Content-Type": 'multipart/form-data; boundary="b-1"'}
+        async with http.post(sidecar.base_url + "/files", data=body, headers=headers) as resp:
+            uploaded = await resp.json()
+        assert resp.status == 200 and uploaded["filename"] == "w.jsonl" and uploaded["modelroute"]["models"] == {"gpt-4o-mini": 2}
+        async with http.get(f"{sidecar.base_url}/files/{uploaded['id']}/content") as resp:
+            assert [json.loads(x)["custom_id"] for x in (await resp.read()).splitlines()] == ["a", "b"]
+        missing = body.replace(b'name="file"', b'name="other"')
+        async with http.post(sidecar.base_url + "/files", data=missing, headers=headers) as resp:
+            assert resp.status == 400 and (await resp.json())["error"]["code"] == "missing_required_parameter"

@@ -10,9 +10,6 @@ provider's: they pass through.
 
 from __future__ import annotations
 
-import email
-import email.message
-import email.policy
 import re
 import uuid
 from collections.abc import Sequence
@@ -82,16 +79,28 @@ def routes(feature: BatchFeature) -> Sequence[Route]:
             Route("GET", "/v1/batches/{id}", ends.get_batch))
 
 
+_BOUNDARY = re.compile(r'boundary=(?:"([^"]+)"|([^;\s]+))', re.IGNORECASE)
+_NAME = re.compile(rb';\s*name="([^"]*)"', re.IGNORECASE)
+_FILENAME = re.compile(rb';\s*filename="([^"]*)"', re.IGNORECASE)
+
+
 def _file_field(content_type: str, raw: bytes) -> tuple[str, bytes]:
-    """(filename, content) of the multipart field ``file``. The ``compat32`` policy: the HTTP
-    policy's header objects took 16 ms of a 1-line upload, this takes well under one."""
-    message = email.message_from_bytes(b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + raw,
-                                       policy=email.policy.compat32)
-    parts: list[email.message.Message] = message.get_payload() if message.is_multipart() else []  # type: ignore[assignment]
-    for part in parts:
-        if part.get_param("name", header="content-disposition") == "file":
-            payload = part.get_payload(decode=True)
-            return str(part.get_filename() or "batch.jsonl"), payload if isinstance(payload, bytes) else b""
+    """(filename, content) of the multipart field ``file``. Split by hand: the stdlib's email
+    parser compiles a regular expression per boundary (every upload has its own) and took 16 ms
+    of a one-line upload."""
+    found = _BOUNDARY.search(content_type)
+    if found is not None:
+        delimiter = b"--" + (found.group(1) or found.group(2)).encode("latin-1")
+        for chunk in raw.split(delimiter)[1:]:
+            if chunk.startswith(b"--"):  # the closing delimiter
+                break
+            head, blank, body = chunk.partition(b"\r\n\r\n")
+            disposition = next((h for h in head.split(b"\r\n") if h.lower().startswith(b"content-disposition:")), b"")
+            name = _NAME.search(disposition)
+            if blank and name is not None and name.group(1) == b"file":
+                filename = _FILENAME.search(disposition)
+                body = body[:-2] if body.endswith(b"\r\n") else body
+                return (filename.group(1).decode("utf-8", "replace") if filename else "") or "batch.jsonl", body
     raise BadRequest("file is required (multipart field 'file')", param="file", code="missing_required_parameter")
 
 
