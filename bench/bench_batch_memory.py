@@ -14,7 +14,7 @@ process). Three phases, each with distinct keys, the sidecar's RSS read every so
 It prints RSS after start-up and warm-up and at each checkpoint, and the eviction counters from
 ``/metrics``. Memory is bounded when RSS stops growing once the caps are reached.
 
-    .venv/bin/python bench/bench_batch_memory.py [--keys 100000] [--real 5000] [--concurrency 16]
+    .venv/bin/python bench/bench_batch_memory.py [--keys 100000] [--real 5000] [--concurrency 16] [--phases files,records,real]
 """
 
 from __future__ import annotations
@@ -71,10 +71,13 @@ async def run(args: argparse.Namespace) -> None:
                 await _wait(http, url)
                 print(f"sidecar RSS after start-up: {rss_mb(proc.pid):.1f} MB", flush=True)
                 await _phase(http, url, proc.pid, "warm-up (files)", 2000, args.concurrency, _upload)
-                await _phase(http, url, proc.pid, "files", args.keys, args.concurrency, _upload)
-                await _phase(http, url, proc.pid, "record-only message batches", args.keys, args.concurrency, _unbatchable)
-                await _phase(http, url, proc.pid, "message batches with a provider batch", args.real, args.concurrency,
-                             lambda h, u, n: _real(h, u, n, claude_fake))
+                if "files" in args.phases:
+                    await _phase(http, url, proc.pid, "files", args.keys, args.concurrency, _upload)
+                if "records" in args.phases:
+                    await _phase(http, url, proc.pid, "record-only message batches", args.keys, args.concurrency, _unbatchable)
+                if "real" in args.phases:
+                    await _phase(http, url, proc.pid, "message batches with a provider batch", args.real, args.concurrency,
+                                 lambda h, u, n: _real(h, u, n, claude_fake))
                 async with http.get(url + "/metrics") as resp:
                     text = await resp.text()
                 for row in text.splitlines():
@@ -153,6 +156,7 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=100_000)
     parser.add_argument("--real", type=int, default=5_000)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--phases", default="files,records,real", help="which phases to run (comma-separated)")
     asyncio.run(run(parser.parse_args()))
 
 

@@ -108,7 +108,8 @@ class MessageBatchEndpoints:
         record = BatchRecord(OWN + uuid.uuid4().hex[:20], ANTHROPIC, runtime.policy.name, errored=routed.unbatchable)
         groups = {model: len(group.items) for model, group in routed.groups.items()}
         await feature.batches.create(runtime, record, groups, start, headers, routed.work)
-        feature.poller.track(record.id)
+        if record.cost is None:
+            feature.poller.track(record.id)
         return web.json_response(message_batch(record, _origin(request)))
 
     async def _record(self, request: web.Request, refresh: bool = True) -> BatchRecord | None:

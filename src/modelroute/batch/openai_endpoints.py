@@ -156,7 +156,8 @@ class OpenAIBatchEndpoints:
         groups = {model: group.count for model, group in file.groups.items()}
         work = [w for group in file.groups.values() for w in group.work]
         await feature.batches.create(runtime, record, groups, start, lower_headers(request), work)
-        feature.poller.track(record.id)
+        if record.cost is None:
+            feature.poller.track(record.id)
         return web.json_response(batch_obj(record))
 
     async def _record(self, ident: str) -> BatchRecord | None:

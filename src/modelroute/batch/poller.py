@@ -23,11 +23,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from modelroute.batch.service import Batches
-from modelroute.batch.store import RecordStore
+from modelroute.batch.store import MAX_OPEN_SHARED, RecordStore
 from modelroute.contract.features import Host
 from modelroute.contract.hooks import RuntimeView as Runtime
 
 log = logging.getLogger("modelroute.batch")
+#: Batches the schedule remembers (as many as a shared store keeps running).
+MAX_SCHEDULED = MAX_OPEN_SHARED
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,10 @@ class Poller:
 
     def track(self, ident: str) -> None:
         """A batch was just created here: first poll it one interval from now (a provider batch
-        is never done at once)."""
+        is never done at once). The schedule holds no more entries than a store holds running
+        batches; an entry dropped only means that batch is due at once."""
+        if len(self._due) >= MAX_SCHEDULED:
+            del self._due[next(iter(self._due))]
         self._due[ident] = (self.settings.clock() + self.settings.interval, 0)
 
     def wake(self) -> None:

@@ -52,11 +52,17 @@ class Batches:
         test waits on the event rather than sleeping."""
         future: asyncio.Future[Decimal] = asyncio.get_running_loop().create_future()
         self._watchers.setdefault(ident, []).append(future)
-        record = await self.store(runtime).get(ident)
-        if record is not None and record.cost is not None:
-            future.cancel()
-            return record.cost
-        return await future
+        try:
+            record = await self.store(runtime).get(ident)
+            if record is not None and record.cost is not None:
+                return record.cost
+            return await future
+        finally:
+            waiting = self._watchers.get(ident, [])
+            if future in waiting:
+                waiting.remove(future)
+            if not waiting:
+                self._watchers.pop(ident, None)
 
     def store(self, runtime: Runtime) -> RecordStore:
         return self.stores.for_policy(runtime.policy)
