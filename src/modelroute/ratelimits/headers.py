@@ -5,7 +5,8 @@ OpenAI (and OpenAI-compatible servers that copy it) sends ``x-ratelimit-limit-re
 ``-tokens``; a reset is a duration in Go's format (``6m0s``, ``1s``, ``59ms``, ``1h2m3.5s``): the time
 until the limit is whole again. Anthropic sends ``anthropic-ratelimit-{requests,tokens,input-tokens,
 output-tokens}-{limit,remaining,reset}``, a reset being an RFC 3339 time (when the bucket is full
-again). Either may send ``retry-after`` (seconds, or ``retry-after-ms``) on a 429.
+again; its ``tokens`` figures are whichever of the input and output limits is tighter, so they
+are read only when the two are not sent). Either may send ``retry-after`` (seconds, or ``retry-after-ms``) on a 429.
 
 Both describe a token bucket replenished continuously: ``remaining`` units now, and ``limit -
 remaining`` more by the reset, so the refill rate is ``(limit - remaining) / reset`` (``limit / 60``
@@ -121,6 +122,8 @@ def observe(headers: Mapping[str, str], now: float) -> Observation | None:
                 reset = headers.get(f"anthropic-ratelimit-{name}-reset")
                 readings[kind] = Reading(remaining, _number(headers.get(f"anthropic-ratelimit-{name}-limit")),
                                          parse_time(reset, now) if reset else None)
+        if INPUT_TOKENS in readings or OUTPUT_TOKENS in readings:  # ``tokens`` is then the tighter of the two, not a sum
+            readings.pop(TOKENS, None)
     wait = retry_after(headers) if "retry-after" in headers or "retry-after-ms" in headers else None
     if not readings and wait is None:
         return None

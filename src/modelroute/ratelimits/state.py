@@ -142,17 +142,13 @@ class KeyState:
         return tuple(marks)
 
     def correct(self, kind: int, delta: float, now: float) -> None:
-        """``delta`` more units used than taken (negative: give back), once the usage is known."""
+        """``delta`` more units used than taken (negative: give back), once the usage is known. The
+        provider's view is left alone: providers charge ``max_tokens`` up front, and their next
+        figures say what they counted."""
         bucket = self.policy[kind]
         if bucket is not None:
             bucket.refill(now)
             bucket.level = min(bucket.capacity, bucket.level - delta)
-        view = self.provider[kind]
-        if view is not None:
-            view.taken += delta
-            view.own = max(0.0, view.own + delta)
-            if view.bucket is not None:
-                view.bucket.level = min(view.bucket.capacity, view.bucket.level - delta)
 
     def observe(self, obs: Observation, marks: tuple[float, ...] | None, now: float, scaled: bool) -> None:
         for i, kind in enumerate(KINDS):
