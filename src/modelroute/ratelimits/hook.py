@@ -147,7 +147,7 @@ class RateLimitHook:
                 return  # an unwatched model serves, or the store is away: nothing to lease
             floor = entry.limits.floor(decision.route)
             now = self.clock()
-            if entry.state.check_provider(amounts, floor, now) is not None or entry.shared.empty(amounts, now) is not None:
+            if entry.state.check_provider(amounts, floor, now) is not None or entry.shared.empty(amounts, now, floor) is not None:
                 continue
             if entry.shared.covers(amounts, now):
                 return
@@ -192,7 +192,7 @@ class RateLimitHook:
             return entry.state.check_policy(amounts, floor, now)
         if shared.covers(amounts, now):
             return None
-        empty = shared.empty(amounts, now)
+        empty = shared.empty(amounts, now, floor)
         if empty is not None:
             return empty
         # not leased (a fallback after a failure, or a request without admission): this

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
 import time
 from collections.abc import Callable
 
@@ -80,7 +81,9 @@ return out
 
 
 def slice_of(capacity: float, rate: float) -> float:
-    return max(0.0, min(capacity * SLICE_SHARE, rate * SLICE_SECONDS))
+    """Whole units leased beyond a request's need (none for small limits, where a fraction held
+    by one sidecar would be a request refused to another)."""
+    return float(math.floor(max(0.0, min(capacity * SLICE_SHARE, rate * SLICE_SECONDS))))
 
 
 def _safe(part: str) -> str:
@@ -92,7 +95,7 @@ def _safe(part: str) -> str:
 class SharedKey:
     """This sidecar's leases on one key's shared buckets."""
 
-    __slots__ = ("names", "caps", "rates", "units", "expires", "empty_until", "ceilings", "level", "filling")
+    __slots__ = ("names", "caps", "rates", "units", "expires", "empty_until", "empty_floor", "ceilings", "level", "filling")
 
     def __init__(self, prefix: str, ident: str, upstream: str) -> None:
         base = f"{prefix}:rl:{{{ident}:{_safe(upstream)}}}"
@@ -103,6 +106,7 @@ class SharedKey:
         self.units = [0.0] * n
         self.expires = [0.0] * n
         self.empty_until = [0.0] * n
+        self.empty_floor = [0.0] * n  # the floor Redis had no room above (a route with a reserve may still)
         self.ceilings: list[float | None] = [None] * n
         self.level: list[float | None] = [None] * n  # as last seen in Redis
         self.filling: asyncio.Future[None] | None = None
@@ -115,10 +119,12 @@ class SharedKey:
         return all(cap is None or not amounts[i] or (self.units[i] >= amounts[i] and now < self.expires[i])
                    for i, cap in enumerate(self.caps))
 
-    def empty(self, amounts: list[float], now: float) -> RateLimitSkip | None:
-        """Why the fleet has no room, when Redis said so lately and the lease cannot cover it."""
+    def empty(self, amounts: list[float], now: float, floor: float) -> RateLimitSkip | None:
+        """Why the fleet has no room, when Redis said so lately (above no lower floor than
+        ``floor``) and the lease cannot cover it."""
         for i, cap in enumerate(self.caps):
-            if cap is not None and amounts[i] and now < self.empty_until[i] and self.units[i] < amounts[i]:
+            if cap is not None and amounts[i] and now < self.empty_until[i] and self.units[i] < amounts[i] \
+                    and floor >= self.empty_floor[i]:
                 return RateLimitSkip("shared", NAMES[i], self.empty_until[i] - now)
         return None
 
@@ -238,6 +244,7 @@ class SharedBuckets:
                 key.empty_until[i] = 0.0
             elif wait > 0:
                 key.empty_until[i] = now + wait / 1000
+                key.empty_floor[i] = floor
 
     async def close(self) -> None:
         for task in list(self._tasks):
