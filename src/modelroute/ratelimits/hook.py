@@ -175,7 +175,7 @@ class RateLimitHook:
             return reason
         marks = entry.state.take(amounts)
         if shared is not None:
-            shared.take(amounts)
+            shared.take(amounts, now)
             store = self.store_for(cfg)
             if store is not None and shared.low(now):
                 store.top_up(shared, floor)
@@ -230,7 +230,8 @@ class RateLimitHook:
                     shared.limit(i, reading.limit)  # no policy limit: the provider's
                 last = shared.level[i]
                 if shared.caps[i] is not None and (last is None or reading.remaining < last):
-                    store.correct(shared, i, reading.remaining)
+                    in_flight = view.taken - marks[i] if view is not None and marks is not None else 0.0
+                    store.correct(shared, i, reading.remaining, max(0.0, in_flight))
 
     # -- settlement --------------------------------------------------------------------------
 

@@ -33,8 +33,9 @@ log = logging.getLogger("modelroute.ratelimits")
 
 LEASE_SECONDS = 1.0
 RETRY_SECONDS = 1.0
-#: A slice: at most this share of the capacity, and at most this many seconds of refill.
-SLICE_SHARE, SLICE_SECONDS = 0.01, 0.25
+#: A slice: at most this share of the capacity, and this many seconds of the key's refill and of
+#: this sidecar's own use (measured with a half-life of USE_HALF_LIFE seconds).
+SLICE_SHARE, SLICE_SECONDS, USE_HALF_LIFE = 0.01, 0.25, 2.0
 
 #: KEYS: one hash per kind. ARGV[1]: now (ms); per key 7 values: capacity, rate (units per ms),
 #: units given back, units wanted, units needed, ceiling (-1: none), floor. Returns per key:
@@ -80,10 +81,11 @@ return out
 """
 
 
-def slice_of(capacity: float, rate: float) -> float:
-    """Whole units leased beyond a request's need (none for small limits, where a fraction held
-    by one sidecar would be a request refused to another)."""
-    return float(math.floor(max(0.0, min(capacity * SLICE_SHARE, rate * SLICE_SECONDS))))
+def slice_of(capacity: float, rate: float, own_rate: float) -> float:
+    """Whole units leased beyond a request's need: what this sidecar uses in
+    :data:`SLICE_SECONDS`, within a small share of the limit. None for small limits or a quiet
+    sidecar, where units held by one sidecar would be requests refused to another."""
+    return float(math.floor(max(0.0, min(capacity * SLICE_SHARE, rate * SLICE_SECONDS, own_rate * SLICE_SECONDS))))
 
 
 def _safe(part: str) -> str:
@@ -95,7 +97,8 @@ def _safe(part: str) -> str:
 class SharedKey:
     """This sidecar's leases on one key's shared buckets."""
 
-    __slots__ = ("names", "caps", "rates", "units", "expires", "empty_until", "empty_floor", "ceilings", "level", "filling")
+    __slots__ = ("names", "caps", "rates", "units", "expires", "empty_until", "empty_floor", "ceilings", "level", "filling",
+                 "used", "used_at")
 
     def __init__(self, prefix: str, ident: str, upstream: str) -> None:
         base = f"{prefix}:rl:{{{ident}:{_safe(upstream)}}}"
@@ -110,6 +113,8 @@ class SharedKey:
         self.ceilings: list[float | None] = [None] * n
         self.level: list[float | None] = [None] * n  # as last seen in Redis
         self.filling: asyncio.Future[None] | None = None
+        self.used = [0.0] * n  # units this sidecar took, decayed
+        self.used_at = 0.0
 
     def limit(self, kind: int, capacity: float | None) -> None:
         self.caps[kind] = capacity
@@ -128,16 +133,26 @@ class SharedKey:
                 return RateLimitSkip("shared", NAMES[i], self.empty_until[i] - now)
         return None
 
-    def take(self, amounts: list[float]) -> None:
+    def take(self, amounts: list[float], now: float) -> None:
+        decay = 0.5 ** ((now - self.used_at) / USE_HALF_LIFE) if now > self.used_at else 1.0
+        self.used_at = max(now, self.used_at)
         for i, cap in enumerate(self.caps):
+            self.used[i] = self.used[i] * decay + amounts[i]
             if cap is not None:
                 self.units[i] -= amounts[i]
 
+    def slice(self, kind: int) -> float:
+        cap = self.caps[kind]
+        own_rate = self.used[kind] * math.log(2) / USE_HALF_LIFE
+        return slice_of(cap, self.rates[kind], own_rate) if cap is not None else 0.0
+
     def low(self, now: float) -> bool:
         """A lease worth topping up before a request has to wait for it."""
-        return any(cap is not None and now >= self.empty_until[i]
-                   and (self.units[i] < slice_of(cap, self.rates[i]) / 2 or now >= self.expires[i])
-                   for i, cap in enumerate(self.caps))
+        for i, cap in enumerate(self.caps):
+            size = self.slice(i)
+            if cap is not None and size > 0 and now >= self.empty_until[i] and (self.units[i] < size / 2 or now >= self.expires[i]):
+                return True
+        return False
 
 
 class SharedBuckets:
@@ -194,9 +209,11 @@ class SharedBuckets:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def correct(self, key: SharedKey, kind: int, remaining: float) -> None:
-        """The provider says ``remaining`` units are left: the fleet's bucket holds no more (sent
-        with the next call, or in the background)."""
+    def correct(self, key: SharedKey, kind: int, remaining: float, in_flight: float = 0.0) -> None:
+        """The provider says ``remaining`` units are left: the fleet's bucket holds no more, less
+        what this sidecar holds and sent since (leased, not yet seen by the provider); sent with
+        the next call, or in the background."""
+        remaining -= max(0.0, key.units[kind]) + in_flight
         ceiling = key.ceilings[kind]
         key.ceilings[kind] = remaining if ceiling is None else min(ceiling, remaining)
         self.top_up(key, 0.0)
@@ -214,7 +231,7 @@ class SharedBuckets:
             if now >= key.expires[i] and key.units[i] > 0:  # an old lease goes back
                 give, key.units[i] = key.units[i], 0.0
             need = max(0.0, amounts[i] - key.units[i]) if amounts[i] else 0.0
-            want = need + slice_of(cap, rate)
+            want = need + key.slice(i)
             ceiling = key.ceilings[i]
             key.ceilings[i] = None
             names.append(key.names[i])

@@ -78,6 +78,12 @@ class OrgLimiter:
     refused: dict[str, int] = field(default_factory=dict)
     _buckets: dict[str, dict[str, _Bucket]] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        now = self.clock()  # the named models' buckets run from now, whether called or not
+        for model in self.limits:
+            if model != "*":
+                self._for(model, now)
+
     def _for(self, model: str, now: float) -> dict[str, _Bucket] | None:
         found = self._buckets.get(model)
         if found is None:
