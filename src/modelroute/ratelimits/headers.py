@@ -72,10 +72,11 @@ class Observation:
 def parse_duration(value: str) -> float | None:
     """Seconds in a Go duration (``6m0s``, ``59ms``, ``1h2m3.5s``) or a plain number of seconds."""
     value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    if value[-1:].isdigit():  # a plain number (no exception raised on the common path)
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            return None
     parts = _DURATION.findall(value)
     if not parts or "".join(n + u for n, u in parts) != value:
         return None
