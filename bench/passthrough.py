@@ -17,7 +17,10 @@ SESSION = web.AppKey("session", aiohttp.ClientSession)
 async def forward(request: web.Request) -> web.StreamResponse:
     body = await request.read()
     url = request.app[UPSTREAM] + request.path
-    async with request.app[SESSION].post(url, data=body, headers={"Content-Type": "application/json"}) as up:
+    headers = {"Content-Type": "application/json"}
+    if "anthropic-version" in request.headers:
+        headers["anthropic-version"] = request.headers["anthropic-version"]
+    async with request.app[SESSION].post(url, data=body, headers=headers) as up:
         if up.content_type == "text/event-stream":
             resp = web.StreamResponse(status=up.status, headers={"Content-Type": "text/event-stream"})
             await resp.prepare(request)

@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 
-from typing import Any, AsyncIterator
+from typing import Any
 
 import aiohttp
 import openai
@@ -127,22 +127,20 @@ async def test_a_stalled_stream_ends_at_the_idle_timeout(make_sidecar: object, f
 
 
 class _Breaking(EventStream):
-    """The real upstream stream, then an exception of no known kind after its second batch: how a
-    bug of the sidecar's own would surface mid-stream."""
+    """The real upstream stream's first event, then an exception of no known kind at the next
+    read: how a bug of the sidecar's own would surface mid-stream."""
 
     def __init__(self, inner: EventStream) -> None:
         self.inner = inner
-        self.where, self.headers, self.finished = inner.where, inner.headers, False
-        self.usage = None
+        self.where, self.headers, self.finished, self.usage, self.raw = inner.where, inner.headers, False, None, None
+        self.reads = 0
 
-    async def batches(self) -> AsyncIterator[list[tuple[bytes | None, bytes]]]:
-        count = 0
-        async for batch in self.inner.batches():
-            for event in batch:
-                yield [event]
-                count += 1
-                if count == 2:
-                    raise RuntimeError("a bug")
+    async def next(self) -> list[tuple[bytes | None, bytes]] | None:
+        self.reads += 1
+        if self.reads == 2:
+            raise RuntimeError("a bug")
+        batch = await self.inner.next()
+        return batch[:1] if batch else batch
 
     async def aclose(self) -> None:
         await self.inner.aclose()
@@ -166,8 +164,8 @@ async def test_an_error_of_the_sidecar_mid_stream_ends_the_stream_cleanly(
             assert resp.status == 200
             text = await resp.text()  # a corrupt chunked body would raise here
     data = [line[6:] for line in text.split("\n") if line.startswith("data: ")]
-    assert len(data) == 4 and data[-1] == "[DONE]"
-    assert json.loads(data[2])["error"] == {"message": "internal error in the modelroute sidecar", "type": "server_error",
+    assert len(data) == 3 and data[-1] == "[DONE]"
+    assert json.loads(data[1])["error"] == {"message": "internal error in the modelroute sidecar", "type": "server_error",
                                             "param": None, "code": None}
     assert sidecar.services.metrics.errors.labels("internal")._value.get() == 1
     async with aiohttp.ClientSession() as http:  # the same bug before any byte went out: a 500, counted once too

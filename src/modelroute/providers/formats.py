@@ -19,6 +19,7 @@ says, so a stream that fails before its first byte reaches the client falls back
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, AsyncIterator, Callable, ClassVar
 
@@ -26,7 +27,7 @@ from modelroute import _json as json
 from modelroute.policy.model import CHAT, MESSAGES, RESPONSES
 from modelroute.providers.anthropic_errors import stream_error
 from modelroute.providers.base import ErrorKind, HttpResponse, ProviderError, Usage
-from modelroute.providers.http import network_errors
+from modelroute.providers.http import network_error
 from modelroute.providers.openai_anthropic import openai_usage
 from modelroute.providers.responses_objects import usage_of as responses_usage
 from modelroute.providers.sse import SSEParser
@@ -62,10 +63,14 @@ def check_answer(api: str, body: Mapping[str, Any], where: str) -> None:
 
 
 class EventStream:
-    """An upstream answer streaming in, in its own wire format. Iterate :meth:`batches`; ``usage``
-    is set once the event carrying it has passed; ``finished`` once the answer ended normally."""
+    """An upstream answer streaming in, in its own wire format. :meth:`next` gives the events of
+    what arrived since the last call (``raw``: those bytes, when they are exactly those events, so
+    a pass-through can forward them as they came); ``usage`` is set once the event carrying it has
+    passed; ``finished`` once the answer ended normally."""
 
     api: ClassVar[str] = ""
+    #: Byte strings found in the events :meth:`_look` must see; a read holding none passes unread.
+    _MARKS: ClassVar[re.Pattern[bytes]] = re.compile(b"(?!)")
 
     def __init__(self, resp: HttpResponse, provider: str, model: str) -> None:
         self._resp = resp
@@ -74,35 +79,62 @@ class EventStream:
         self.usage: Usage | None = None
         self.finished = False
         self.headers: Mapping[str, str] = resp.headers
+        self.raw: bytes | None = None
+        self._parser = SSEParser()
         self._failed: ProviderError | None = None  # raised after the events before it went out
+        self._released = False
 
     def _look(self, name: bytes | None, data: bytes) -> bool:
         """Inspect one event; False to leave it out of the answer. Raises ProviderError."""
         raise NotImplementedError
 
-    async def batches(self) -> AsyncIterator[list[RawEvent]]:
-        parser = SSEParser()
-        async with network_errors(*self._names):
+    async def next(self) -> list[RawEvent] | None:
+        """The events that arrived since the last call (waiting for some); None after the end."""
+        if self._failed is not None:
+            self._release()
+            raise self._failed
+        parser, content = self._parser, self._resp.content
+        while not self.finished:
             try:
-                async for raw in self._resp.content.iter_any():
-                    events = parser.feed(raw)
-                    if events:
-                        out = self._pass(events)
-                        if out:
-                            yield out
-                        if self._failed is not None:
-                            raise self._failed
-                        if self.finished:
-                            return
-                tail = self._pass(parser.close())
-                if tail:
-                    yield tail
+                chunk = await content.readany()
+            except (Exception, TimeoutError) as exc:  # network failures are the upstream's; cancellation passes
+                self._release()
+                mapped = network_error(exc, self.where)
+                if mapped is None:
+                    raise
+                raise mapped from None
+            if not chunk:  # the body ended
+                out = self._pass(parser.close())
+                self.raw = None
+                if not self.finished and self._failed is None:
+                    self._failed = ProviderError(ErrorKind.CONNECT, f"{self.where}: the stream ended before its end event")
+                if out:
+                    return out
                 if self._failed is not None:
+                    self._release()
                     raise self._failed
-                if not self.finished:
-                    raise ProviderError(ErrorKind.CONNECT, f"{self.where}: the stream ended before its end event")
-            finally:
-                self._resp.release()
+                break
+            events = parser.feed(chunk)
+            if not events:
+                continue
+            if parser.exact and self._MARKS.search(chunk) is None:  # nothing to look at: as it came
+                self.raw = chunk
+                return events
+            out = self._pass(events)
+            self.raw = chunk if parser.exact and len(out) == len(events) else None
+            if self.finished:
+                self._release()
+            if out:
+                return out
+            if self._failed is not None:
+                self._release()
+                raise self._failed
+        self._release()
+        return None
+
+    async def batches(self) -> AsyncIterator[list[RawEvent]]:
+        while (batch := await self.next()) is not None:
+            yield batch
 
     def _pass(self, events: list[RawEvent]) -> list[RawEvent]:
         """The events that are part of the answer; a failure is kept for after those before it."""
@@ -128,9 +160,17 @@ class EventStream:
             raise ProviderError(ErrorKind.PROTOCOL, f"{self.where}: an event is not a JSON object")
         return event
 
+    def _release(self) -> None:
+        if not self._released:
+            self._released = True
+            self._resp.release()
+
     async def aclose(self) -> None:
         if not self.finished:  # left before its end: the connection cannot serve again
+            self._released = True
             self._resp.close()
+        else:
+            self._release()
 
 
 class ChatEvents(EventStream):
@@ -138,6 +178,7 @@ class ChatEvents(EventStream):
 
     api = CHAT
     _USAGE, _USAGE_SPACED = b'"usage":{', b'"usage": {'
+    _MARKS = re.compile(rb'"usage": ?\{|"error"|\[DONE\]')
 
     def _look(self, name: bytes | None, data: bytes) -> bool:
         if data == b"[DONE]":
@@ -159,6 +200,7 @@ class MessagesEvents(EventStream):
 
     api = MESSAGES
     _LOOK = (b"message_start", b"message_delta", b"error", b"message_stop")
+    _MARKS = re.compile(rb'message_start|message_delta|message_stop|"error"|event: error')
 
     def __init__(self, resp: HttpResponse, provider: str, model: str) -> None:
         super().__init__(resp, provider, model)
@@ -190,6 +232,7 @@ class ResponsesEvents(EventStream):
 
     api = RESPONSES
     _LOOK = (*RESPONSES_END, b"response.failed", b"error")
+    _MARKS = re.compile(rb'response\.completed|response\.incomplete|response\.failed|"type": ?"error"|event: error')
 
     def _look(self, name: bytes | None, data: bytes) -> bool:
         if name in self._LOOK or (name is None and (b'"response.completed"' in data or b'"response.incomplete"' in data

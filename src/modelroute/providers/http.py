@@ -98,13 +98,20 @@ class network_errors:  # noqa: N801 - used like a function: ``async with network
     async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         if exc is None or isinstance(exc, ProviderError):
             return
-        where = f"{self.provider}/{self.model}"
-        if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
-            raise ProviderError(ErrorKind.TIMEOUT, f"{where}: timed out") from None
-        if isinstance(exc, (aiohttp.ClientPayloadError, BodyError)):
-            raise ProviderError(ErrorKind.CONNECT, f"{where}: the connection broke mid-answer") from None
-        if isinstance(exc, (aiohttp.ClientError, OSError)):
-            raise ProviderError(ErrorKind.CONNECT, f"{where}: {type(exc).__name__}") from None
+        mapped = network_error(exc, f"{self.provider}/{self.model}")
+        if mapped is not None:
+            raise mapped from None
+
+
+def network_error(exc: BaseException, where: str) -> ProviderError | None:
+    """The ProviderError a network or timeout exception stands for (None: not one of those)."""
+    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+        return ProviderError(ErrorKind.TIMEOUT, f"{where}: timed out")
+    if isinstance(exc, (aiohttp.ClientPayloadError, BodyError)):
+        return ProviderError(ErrorKind.CONNECT, f"{where}: the connection broke mid-answer")
+    if isinstance(exc, (aiohttp.ClientError, OSError)):
+        return ProviderError(ErrorKind.CONNECT, f"{where}: {type(exc).__name__}")
+    return None
 
 
 def loads_object(raw: bytes, provider: str, model: str) -> dict[str, Any]:

@@ -10,19 +10,24 @@ from typing import AsyncIterator
 
 
 class SSEParser:
-    __slots__ = ("_buf", "_event", "_data")
+    __slots__ = ("_buf", "_event", "_data", "exact")
 
     def __init__(self) -> None:
         self._buf = b""
         self._event: bytes | None = None
         self._data: list[bytes] = []
+        #: The last chunk fed was exactly its events, framed as :func:`encode` frames them: the
+        #: chunk's bytes can stand for the events (a pass-through forwards them as they came).
+        self.exact = False
 
     def feed(self, chunk: bytes) -> list[tuple[bytes | None, bytes]]:
         """Events completed by ``chunk``."""
         if not self._buf and not self._data and chunk.endswith(b"\n\n") and b"\r" not in chunk:
-            simple = _simple(chunk)  # the usual shape: whole ``data: ...`` events, one line each
+            simple = _simple(chunk)  # the usual shape: whole events, one ``data:`` line each
             if simple is not None:
+                self.exact = True
                 return simple
+        self.exact = False
         buf = self._buf + chunk if self._buf else chunk
         events: list[tuple[bytes | None, bytes]] = []
         start = 0
@@ -53,12 +58,22 @@ class SSEParser:
 
 
 def _simple(chunk: bytes) -> list[tuple[bytes | None, bytes]] | None:
-    """The events of a chunk made only of one-line ``data: `` events, or None for any other shape."""
+    """The events of a chunk made only of whole events of one ``data: `` line, each with or
+    without one ``event: `` line before it (OpenAI's chunks; Anthropic's and the Responses API's
+    named events), or None for any other shape."""
     events: list[tuple[bytes | None, bytes]] = []
     for part in chunk[:-2].split(b"\n\n"):
-        if not part.startswith(b"data: ") or b"\n" in part:
+        if part.startswith(b"data: "):
+            if b"\n" in part:
+                return None
+            events.append((None, part[6:]))
+        elif part.startswith(b"event: "):
+            head, sep, data = part.partition(b"\ndata: ")
+            if not sep or b"\n" in data or b" " in head[7:]:
+                return None
+            events.append((head[7:], data))
+        else:
             return None
-        events.append((None, part[6:]))
     return events
 
 

@@ -344,6 +344,24 @@ class Response:
         self.release()
         return body
 
+    async def readany(self) -> bytes:
+        """Everything that arrived since the last call, in one piece (waiting when nothing has); b""
+        at the end, when the connection is given back. Reads that came in while the reader was
+        busy are joined: a stream's events that arrived together are handled, and leave, together."""
+        self._streaming = True
+        chunks = self._chunks
+        while not chunks:
+            if self.complete:
+                self.release()
+                return b""
+            await self._wait()
+        data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        if self._buffered >= HIGH_WATER and self._conn.transport is not None:
+            self._conn.transport.resume_reading()
+        self._buffered = 0
+        return data
+
     async def iter_any(self) -> AsyncIterator[bytes]:
         """The body's bytes as they arrive (each ``sock_read`` wait bounded); release at the end."""
         self._streaming = True

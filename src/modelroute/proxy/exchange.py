@@ -24,7 +24,7 @@ from modelroute.providers.translate import metric_label
 from modelroute.contract.hooks import HookPlan
 from modelroute.proxy.state import Runtime, Services
 from modelroute.routing import Decision, RequestView
-from modelroute.routing.answers import AnswerBuilder
+from modelroute.routing.answers import AnswerBuilder, read_answer
 from modelroute.telemetry.cost import ZERO, cost_usd, format_usd
 from modelroute.telemetry.tracing import IdOnlyTracer
 
@@ -125,7 +125,7 @@ class Exchange:
 
     def __post_init__(self) -> None:
         self.hooks = self.services.hooks.plan(self.runtime.policy)
-        self.collect_answer = self.hooks.collect_answer
+        self.collect_answer = self.hooks.collect_answer or self.runtime.policy.telemetry.record_prompts
         has_context = "traceparent" in self.incoming_headers or "baggage" in self.incoming_headers
         self._parent = propagate.extract(self.incoming_headers) if has_context else otel_context.Context()
         self.span = self.services.tracer.start_span(f"{self.operation} route", context=self._parent, kind=SpanKind.SERVER)
@@ -296,12 +296,23 @@ class Exchange:
             attrs["modelroute.time_to_first_chunk_ms"] = round((self.first_chunk_at - self.started) * 1000, 3)
         if self.dropped:
             attrs["modelroute.translation.dropped"] = list(self.dropped)
+        if policy.telemetry.record_prompts:  # the policy opted in: the prompt and the answer, capped
+            attrs.update(self._recorded(policy.telemetry.max_recorded_chars))
         if error_type:
             attrs["error.type"] = error_type
             span.set_status(Status(StatusCode.ERROR, error_type))
         span.update_name(f"{self.operation} {attrs.get('gen_ai.response.model') or (view.requested_model if view else '')}".strip())
         span.set_attributes(attrs)
         span.end()
+
+    def _recorded(self, cap: int) -> dict[str, str]:
+        out: dict[str, str] = {}
+        if self.view is not None:
+            out["gen_ai.prompt"] = self.view.prompt_text()[:cap]
+        answer = self.answer
+        if answer is not None:
+            out["gen_ai.completion"] = read_answer(answer).text[:cap]
+        return out
 
     def _record_metrics(self, cost: Decimal, baseline: Decimal, error_type: str | None) -> None:
         m, policy = self.services.metrics, self.policy.name

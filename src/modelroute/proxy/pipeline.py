@@ -260,9 +260,8 @@ async def _relay(request: web.Request, ex: Exchange, codec: ClientCodec, served:
         ex.dropped = relay.dropped
         if relay.tap is not None:
             tap = relay.tap
-            if all(isinstance(c, bytes) for c in tap.chunks):
-                ex.answer_chunks = tap.chunks  # type: ignore[assignment]
-            else:
+            ex.answer_chunks = tap.raw_chunks()
+            if ex.answer_chunks is None:
                 ex.answer_from = tap.answer
         await relay.aclose()
         ex.settle(status, error_type)

@@ -32,38 +32,52 @@ Frames = list[bytes]
 
 
 class ChatTap:
-    """The answer in chat's shape, as chunk payloads (bytes or parsed), reassembled when read."""
+    """The answer in chat's shape, for those who read it: kept as it comes, at the least cost (the
+    upstream's chunks when it speaks chat, the client translator's output when the client does,
+    else the upstream's raw events, translated only when the answer is read, after the client has
+    it all); reassembled when read. While a commit point holds (``live``), it is built as it comes."""
 
-    __slots__ = ("mode", "chunks", "live", "strict", "_reader")
+    __slots__ = ("mode", "chunks", "events", "live", "strict", "_reader", "_broken")
 
     def __init__(self, client: str, wire: str, model: ModelSpec, *, strict: bool) -> None:
         #: upstream: the upstream's chunks are chat's; client: the client's are; translated: neither
         self.mode = "upstream" if wire == CHAT else "client" if client == CHAT else "translated"
         #: a review reads the answer: one it cannot read fails the attempt (PROTOCOL). Otherwise only
-        #: the hooks read it, and an unreadable event stops the tap, never the client's stream.
+        #: the hooks read it, and an unreadable event leaves them without an answer, never the client.
         self.strict = strict
         self.chunks: list[bytes | Mapping[str, Any]] = []
-        self.live: AnswerBuilder | None = None  # fed as chunks come, while a commit point holds
+        self.events: list[tuple[bytes | None, bytes]] = []  # translated mode: the upstream's, unread
+        self.live: AnswerBuilder | None = None
         self._reader: Translator | None = translator(CHAT, wire, model) if self.mode == "translated" else None
+        self._broken = False
 
-    def upstream(self, name: bytes | None, data: bytes, parsed: Mapping[str, Any] | None) -> None:
+    def upstream(self, batch: list[tuple[bytes | None, bytes]]) -> None:
         if self.mode == "upstream":
-            self._add(data)
-        elif self._reader is not None:
-            try:
-                event = parsed if parsed is not None else json.loads(data)
-                chunks = self._reader.event(name.decode() if name else None, event)
-            except SHAPE_ERRORS:
-                if self.strict:
-                    raise
-                self._reader, self.chunks = None, []  # the hooks get no answer rather than a wrong one
-                return
-            for chunk in chunks:
-                self._add(chunk[1])
+            for _, data in batch:
+                self._add(data)
+        elif self.mode == "translated":
+            self.events += batch
+            if self.live is not None:
+                self._translate()
 
     def client(self, payload: Mapping[str, Any]) -> None:
         if self.mode == "client":
             self._add(payload)
+
+    def _translate(self) -> None:
+        """Turn the events kept so far into chat chunks."""
+        events, self.events = self.events, []
+        reader = self._reader
+        if reader is None or self._broken:
+            return
+        try:
+            for name, data in events:
+                for _, chunk in reader.event(name.decode() if name else None, json.loads(data)):
+                    self._add(chunk)
+        except SHAPE_ERRORS:
+            if self.strict:
+                raise
+            self._broken, self.chunks = True, []  # the hooks get no answer rather than a wrong one
 
     def _add(self, chunk: bytes | Mapping[str, Any]) -> None:
         self.chunks.append(chunk)
@@ -73,6 +87,7 @@ class ChatTap:
                 self.live.add(data)
 
     def start_live(self) -> AnswerBuilder:
+        self._translate()
         self.live = AnswerBuilder()
         for chunk in self.chunks:
             data = json.loads(chunk) if isinstance(chunk, bytes) else chunk
@@ -80,8 +95,17 @@ class ChatTap:
                 self.live.add(data)
         return self.live
 
-    def answer(self) -> dict[str, Any]:
-        """The chat.completion the chunks add up to."""
+    def raw_chunks(self) -> list[bytes] | None:
+        """The chunks as bytes when they all are (reassembled and checked lazily by the hooks)."""
+        if self.mode == "upstream" and all(isinstance(c, bytes) for c in self.chunks):
+            return self.chunks  # type: ignore[return-value]
+        return None
+
+    def answer(self) -> dict[str, Any] | None:
+        """The chat.completion the chunks add up to (None when they could not be read)."""
+        self._translate()
+        if self._broken:
+            return None
         if all(isinstance(c, bytes) for c in self.chunks):
             return AnswerBuilder.from_chunks(self.chunks)  # type: ignore[arg-type]
         builder = AnswerBuilder()
@@ -101,7 +125,6 @@ class Relay:
         self.codec = codec
         self.tap = tap
         self.seen = 0  # upstream events passed on: the estimate of output tokens of a stream cut short
-        self._batches = events.batches().__aiter__()
         self._held: list[Frames] = []
         self._pending: asyncio.Task[Any] | None = None
         self._ended = False
@@ -111,16 +134,13 @@ class Relay:
         return tuple(self.translator.dropped) if self.translator is not None else ()
 
     async def _read(self) -> Frames | None:
-        """The frames of the next network read that has any; None at the stream's normal end."""
+        """The frames of what arrived upstream since the last read; None at the stream's normal end."""
         while True:
             if self._pending is not None:
                 task, self._pending = self._pending, None
                 batch = await task
             else:
-                try:
-                    batch = await self._batches.__anext__()
-                except StopAsyncIteration:
-                    batch = None
+                batch = await self.events.next()
             if batch is None:
                 self._ended = True
                 return None
@@ -128,31 +148,26 @@ class Relay:
             if frames:
                 return frames
 
-    async def _next_batch(self) -> Any:
-        try:
-            return await self._batches.__anext__()
-        except StopAsyncIteration:
-            return None
-
     def _frames(self, batch: list[tuple[bytes | None, bytes]]) -> Frames:
-        out: Frames = []
         codec, tap, t = self.codec, self.tap, self.translator
         self.seen += len(batch)
+        if tap is not None:
+            with answer_errors(self.events.where):
+                tap.upstream(batch)
         if t is None:
+            raw = self.events.raw
+            if raw is not None and codec.raw(raw, len(batch)):  # the upstream's bytes, as they came
+                return [raw]
+            out: Frames = []
             for name, data in batch:
                 frame = codec.frame(name, data)
                 if frame is not None:
                     out.append(frame)
-                if tap is not None:
-                    with answer_errors(self.events.where):
-                        tap.upstream(name, data, None)
             return out
+        out = []
         with answer_errors(self.events.where):
             for name, data in batch:
-                parsed = json.loads(data)
-                if tap is not None:
-                    tap.upstream(name, data, parsed)
-                for event, payload in t.event(name.decode() if name else None, parsed):
+                for event, payload in t.event(name.decode() if name else None, json.loads(data)):
                     frame = codec.frame_event(event, payload)
                     if frame is not None:
                         out.append(frame)
@@ -195,7 +210,7 @@ class Relay:
             if left <= 0:
                 break
             if self._pending is None:
-                self._pending = asyncio.ensure_future(self._next_batch())
+                self._pending = asyncio.ensure_future(self.events.next())
             done, _ = await asyncio.wait({self._pending}, timeout=left)
             if not done:
                 break
@@ -207,7 +222,10 @@ class Relay:
 
     def partial_answer(self) -> dict[str, Any]:
         assert self.tap is not None
-        return self.tap.answer()
+        answer = self.tap.answer()
+        if answer is None:
+            raise ProviderError(ErrorKind.PROTOCOL, f"{self.events.where}: the answer does not follow the API")
+        return answer
 
     def estimated_usage(self, input_tokens: int) -> Usage:
         """Usage of a stream closed before the upstream reported it: the input estimate, and the

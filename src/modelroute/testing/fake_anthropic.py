@@ -32,7 +32,7 @@ from modelroute.providers.anthropic_errors import anthropic_error_body
 from modelroute.testing.fake_anthropic_batches import MessageBatches
 from modelroute.testing.fake_anthropic_rules import check_request, sample, text_of
 from modelroute.testing.org_limits import HEADERS, OrgLimiter, add_headers, anthropic_headers, requested_output
-from modelroute.testing.server import Received, ServerBase, next_fault
+from modelroute.testing.server import Received, ServerBase, next_fault, words_of
 
 
 @dataclass
@@ -79,6 +79,7 @@ class FakeAnthropic(ServerBase):
     expire: set[str] = field(default_factory=set)  # custom ids whose batch requests expire
     models: set[str] = field(default_factory=lambda: {"claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-1"})
     org: OrgLimiter | None = None  # the organisation's rpm / itpm / otpm limits, shared by every caller
+    answer_words: int = 12  # prompt words an answer repeats (cycled: long streams)
 
     def routes(self, app: web.Application) -> None:
         app.on_response_prepare.append(add_headers)
@@ -186,7 +187,7 @@ class FakeAnthropic(ServerBase):
             reply = self.replies.pop(0)
             content, stop, sequence, usage = reply.content, reply.stop_reason, reply.stop_sequence, reply.usage
         else:
-            content, stop, sequence = answer(body)
+            content, stop, sequence = answer(body, self.answer_words)
             usage = None
         return {"id": "msg_" + _digest(body)[:24], "type": "message", "role": "assistant", "model": body.get("model"),
                 "content": content, "stop_reason": stop, "stop_sequence": sequence,
@@ -258,7 +259,7 @@ def output_tokens(content: list[dict[str, Any]]) -> int:
     return max(1, words)
 
 
-def answer(body: dict[str, Any]) -> tuple[list[dict[str, Any]], str, str | None]:
+def answer(body: dict[str, Any], limit: int = 12) -> tuple[list[dict[str, Any]], str, str | None]:
     """The deterministic answer: (content blocks, stop_reason, stop_sequence)."""
     model = body.get("model")
     last = (body.get("messages") or [{}])[-1]
@@ -286,7 +287,7 @@ def answer(body: dict[str, Any]) -> tuple[list[dict[str, Any]], str, str | None]
         out.append({"type": "tool_use", "id": "toolu_" + _digest(body)[:20], "name": tool.get("name"),
                     "input": sample(tool.get("input_schema") or {}, prompt)})
         return out, "tool_use", None
-    return _text_answer(body, out, f"[{model}] you said: {' '.join(prompt.split()[:12])}")
+    return _text_answer(body, out, f"[{model}] you said: {' '.join(words_of(prompt, limit))}")
 
 
 def _text_answer(body: dict[str, Any], out: list[dict[str, Any]], text: str) -> tuple[list[dict[str, Any]], str, str | None]:
@@ -346,8 +347,9 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--api-key", default=None)
+    parser.add_argument("--answer-words", type=int, default=12, help="words per answer (long streams for benchmarks)")
     args = parser.parse_args()
-    FakeAnthropic(host=args.host, port=args.port, api_key=args.api_key, record=False).run_forever()
+    FakeAnthropic(host=args.host, port=args.port, api_key=args.api_key, record=False, answer_words=args.answer_words).run_forever()
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from aiohttp import web
 from modelroute.testing.fake_openai_endpoints import Endpoints, Hit, StoredFile, invalid_url
 from modelroute.testing.fake_openai_responses import ResponsesAPI, Stored
 from modelroute.testing.org_limits import HEADERS, OrgLimiter, add_headers, openai_headers, requested_output
-from modelroute.testing.server import Received, ServerBase, next_fault
+from modelroute.testing.server import Received, ServerBase, next_fault, words_of
 
 #: OpenAI's answer to a chat request for a model served only by the Responses API (404).
 RESPONSES_ONLY = "This model is only supported in v1/responses and not in v1/chat/completions."
@@ -72,6 +72,7 @@ class FakeOpenAI(ServerBase):
     models: set[str] | None = None  # ids GET /v1/models/{id} knows (None: any id)
     speech_bytes: int = 256 * 1024  # size of a /v1/audio/speech answer
     org: OrgLimiter | None = None  # the organisation's rpm/tpm limits, shared by every caller
+    answer_words: int = 12  # prompt words an answer repeats (cycled when the prompt is shorter: long streams)
 
     def routes(self, app: web.Application) -> None:
         app.on_response_prepare.append(add_headers)
@@ -157,7 +158,7 @@ class FakeOpenAI(ServerBase):
         if "chat" not in self.speaks or body.get("model") in self.responses_only:
             body_error = {"error": {"message": RESPONSES_ONLY, "type": "invalid_request_error", "param": "model", "code": None}}
             return web.json_response(body_error, status=404)
-        message, finish = answer(body)
+        message, finish = answer(body, self.answer_words)
         usage = self._usage(body, message)
         if body.get("stream"):
             return await self._stream(request, body, message, finish, usage, fault)
@@ -256,7 +257,7 @@ def completion_tokens(message: dict[str, Any]) -> int:
     return max(1, len(text.split()))
 
 
-def answer(body: dict[str, Any]) -> tuple[dict[str, Any], str]:
+def answer(body: dict[str, Any], limit: int = 12) -> tuple[dict[str, Any], str]:
     """The deterministic answer: (assistant message, finish_reason)."""
     messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
     last = messages[-1] if messages else {}
@@ -272,7 +273,7 @@ def answer(body: dict[str, Any]) -> tuple[dict[str, Any], str]:
     prompt = _text(last.get("content"))
     if (body.get("response_format") or {}).get("type") in ("json_object", "json_schema"):
         return {"role": "assistant", "content": json.dumps({"model": model, "echo": prompt[:40]})}, "stop"
-    words = prompt.split()[:12]
+    words = words_of(prompt, limit)
     content = f"[{model}] you said: {' '.join(words)}"
     max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
     if isinstance(max_tokens, int) and max_tokens < len(content.split()):
@@ -307,8 +308,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--answer-words", type=int, default=12, help="words per answer (long streams for benchmarks)")
     args = parser.parse_args()
-    fake = FakeOpenAI(host=args.host, port=args.port, record=False)
+    fake = FakeOpenAI(host=args.host, port=args.port, record=False, answer_words=args.answer_words)
     fake.run_forever()
 
 

@@ -40,6 +40,7 @@ from aiohttp import web
 
 from modelroute.testing.fake_anthropic_rules import sample
 from modelroute.testing.fake_openai_responses_rules import Problem, check
+from modelroute.testing.server import words_of
 
 if TYPE_CHECKING:
     from modelroute.testing.fake_openai import FakeOpenAI, Fault
@@ -211,7 +212,8 @@ class ResponsesAPI:
             return [*out, self._message(json.dumps(sample(fmt.get("schema") or {}, prompt)))]
         if fmt.get("type") == "json_object":
             return [*out, self._message(json.dumps({"model": model, "echo": prompt[:40]}))]
-        return [*out, self._message(f"[{model}] you said: {' '.join(prompt.split()[:40])}")]
+        words = words_of(prompt, max(40, self.fake.answer_words)) if self.fake.answer_words > 12 else prompt.split()[:40]
+        return [*out, self._message(f"[{model}] you said: {' '.join(words)}")]
 
     def _message(self, text: str) -> dict[str, Any]:
         return {"id": self.new_id("msg"), "type": "message", "status": "completed", "role": "assistant",

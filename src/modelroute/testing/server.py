@@ -128,3 +128,12 @@ def next_fault(faults: dict[str, list[F]], model: str) -> F | None:
                     queue.pop(0)
             return fault
     return None
+
+
+def words_of(prompt: str, count: int) -> list[str]:
+    """The first ``count`` words of ``prompt``, cycled when it has fewer (a long answer to a short
+    prompt, for streams of hundreds of events)."""
+    words = prompt.split()
+    if count <= 12 or not words:
+        return words[:count]
+    return [words[i % len(words)] for i in range(count)]

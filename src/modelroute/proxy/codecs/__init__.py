@@ -68,6 +68,11 @@ class ClientCodec:
             return b"data: " + data + b"\n\n"
         return b"event: " + name + b"\ndata: " + data + b"\n\n"
 
+    def raw(self, data: bytes, events: int) -> bool:
+        """Whether ``data``, ``events`` whole events of the client's own API exactly as
+        :meth:`frame` would frame them, may go to the client as they are (else each is framed)."""
+        return True
+
     def frame_event(self, name: str | None, payload: Mapping[str, Any]) -> bytes | None:
         """One translated event as the client gets it (None: left out)."""
         return encode(json.dumps(payload), name)

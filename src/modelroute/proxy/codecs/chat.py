@@ -58,6 +58,9 @@ class HidingUsage(ChatCodec):
     def frame(self, name: bytes | None, data: bytes) -> bytes | None:
         return None if is_usage_only(data) else b"data: " + data + b"\n\n"
 
+    def raw(self, data: bytes, events: int) -> bool:
+        return b'"choices":[]' not in data and b'"choices": []' not in data
+
     def frame_event(self, name: str | None, payload: Mapping[str, Any]) -> bytes | None:
         if payload.get("choices") == [] and payload.get("usage") is not None:
             return None

@@ -137,6 +137,12 @@ class _Turn(ResponsesCodec):
         self.response_id: str | None = None
         self.final: Mapping[str, Any] | None = None
 
+    def raw(self, data: bytes, events: int) -> bool:
+        if self.sent == 0 or b"response.completed" in data or b"response.incomplete" in data:
+            return False  # read event by event: the response's id, the final response
+        self.sent += events
+        return True
+
     def frame(self, name: bytes | None, data: bytes) -> bytes | None:
         if self.sent == 0 or name in _END:
             self._read(json.loads(data))
