@@ -97,13 +97,14 @@ class SidecarFactory:
     environ: dict[str, str] = field(default_factory=lambda: {"TEST_PROVIDER_KEY": PROVIDER_KEY})
     started: list[Sidecar] = field(default_factory=list)
 
-    async def __call__(self, doc: dict[str, Any], *, background: Any = (), **settings: Any) -> Sidecar:
+    async def __call__(self, doc: dict[str, Any], *, background: Any = (), rate_limits: Any = None, **settings: Any) -> Sidecar:
+        """A sidecar on ``doc`` (``rate_limits``: its RateLimitFeature, e.g. with the test's clock)."""
         exporter = InMemorySpanExporter()
         provider = TracerProvider()
         provider.add_span_processor(SimpleSpanProcessor(exporter))
         holder = PolicyHolder(compile_policy(doc))
         settings.setdefault("tracer_provider", provider)
-        app = sidecar_app(holder, Settings(keys=EnvFileKeys(self.environ), **settings), background=background)
+        app = sidecar_app(holder, Settings(keys=EnvFileKeys(self.environ), **settings), background=background, rate_limits=rate_limits)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -14,15 +14,19 @@ from modelroute.batch import BatchFeature
 from modelroute.contract.features import Feature
 from modelroute.proxy import Background, PolicyHolder, Settings, build_app
 from modelroute.quality.feature import QualityFeature
+from modelroute.ratelimits import RateLimitFeature
 from modelroute.spend import SpendFeature
 
 
-def features() -> list[Feature]:
+def features(rate_limits: RateLimitFeature | None = None) -> list[Feature]:
     """Every feature, each idle for a policy without its spec section. Batches count what they
-    spend against the budgets of spend control."""
+    spend against the budgets of spend control. Rate limits come after spend control: a
+    downgraded decision is the one leased for."""
     spend = SpendFeature()
-    return [spend, BatchFeature(spend=spend.hook), QualityFeature()]
+    return [spend, rate_limits if rate_limits is not None else RateLimitFeature(), BatchFeature(spend=spend.hook), QualityFeature()]
 
 
-def sidecar_app(holder: PolicyHolder, settings: Settings | None = None, background: Iterable[Background] = ()) -> web.Application:
-    return build_app(holder, settings, background, features())
+def sidecar_app(holder: PolicyHolder, settings: Settings | None = None, background: Iterable[Background] = (),
+                rate_limits: RateLimitFeature | None = None) -> web.Application:
+    """``rate_limits``: the rate-limit feature to run (tests give one with their own clock)."""
+    return build_app(holder, settings, background, features(rate_limits))
