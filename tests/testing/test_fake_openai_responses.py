@@ -213,3 +213,10 @@ async def test_one_model_may_be_responses_only(client: openai.AsyncOpenAI, fake:
     with pytest.raises(openai.NotFoundError, match=RESPONSES_ONLY):
         await client.chat.completions.create(model="gpt-5-codex", messages=[{"role": "user", "content": "hi"}])
     assert (await client.chat.completions.create(model="gpt-5", messages=[{"role": "user", "content": "hi"}])).choices
+
+
+async def test_a_chat_stream_can_end_in_an_error_chunk(client: openai.AsyncOpenAI, fake: FakeOpenAI) -> None:
+    fake.fail("gpt-5", error_after=2, times=1)
+    stream = await client.chat.completions.create(model="gpt-5", messages=[{"role": "user", "content": "hi there"}], stream=True)
+    with pytest.raises(openai.APIError, match="The server had an error"):
+        [chunk async for chunk in stream]
