@@ -66,13 +66,27 @@ async def test_bad_files_and_unknown_ids(make_sidecar: SidecarFactory, fake_batc
         with pytest.raises(openai.BadRequestError) as info:
             await client.files.create(file=("bad.jsonl", b'{"custom_id": "x"}\n'), purpose="batch")
         assert "line 1" in str(info.value)
-        with pytest.raises(openai.BadRequestError):
-            await client.files.create(file=("a.jsonl", jsonl([line("a", "auto", "hi")])), purpose="assistants")
         with pytest.raises(openai.NotFoundError):
             await client.batches.retrieve("batch_mr_nothing")
         with pytest.raises(openai.NotFoundError):
-            await client.batches.create(input_file_id="file-nothing", endpoint="/v1/chat/completions", completion_window="24h")
+            await client.batches.create(input_file_id="file-mr-nothing", endpoint="/v1/chat/completions", completion_window="24h")
     assert fake_batch.files == {}
+
+
+async def test_what_is_not_the_sidecars_passes_through(make_sidecar: SidecarFactory, fake_batch: FakeOpenAIBatch) -> None:
+    """A file for another purpose, and files and batches the sidecar did not make, are the provider's."""
+    sidecar = await make_sidecar(batch_policy(fake_batch.base_url))
+    content = jsonl([line("a", "auto", "hi")])
+    async with openai.AsyncOpenAI(base_url=sidecar.base_url, api_key=APP_KEY, max_retries=0) as client:
+        uploaded = await client.files.create(file=("a.jsonl", content), purpose="assistants")
+        assert uploaded.id in fake_batch.files and fake_batch.files[uploaded.id].content == content
+        assert (await client.files.retrieve(uploaded.id)).purpose == "assistants"
+        assert (await client.files.content(uploaded.id)).content == content
+        assert [f.id for f in (await client.files.list()).data] == [uploaded.id]
+        with pytest.raises(openai.BadRequestError) as info:  # the provider's own answer
+            await client.batches.create(input_file_id="file-nothing", endpoint="/v1/chat/completions", completion_window="24h")
+        assert "input_file_id does not exist" in str(info.value)
+    assert fake_batch.hits[0].headers["Authorization"] == f"Bearer {PROVIDER_KEY}"
 
 
 async def _metrics(url: str) -> str:

@@ -220,16 +220,16 @@ async def test_scripted_reply_with_server_tool_blocks_is_dropped_not_guessed(env
 
 async def test_native_messages_pass_through(env: Env) -> None:
     body = {"model": "claude", "max_tokens": 50, "messages": [{"role": "user", "content": "hello"}]}
-    done = await env.provider.messages(body, env.model, timeout=5, headers={})
+    done = await env.provider.call("messages", body, env.model, timeout=5, headers={})
     assert done.raw is not None and json.loads(done.raw) == done.body and done.body["type"] == "message"
     assert env.fake.calls()[-1].body == {**body, "model": "claude-sonnet-4-5"}
     assert done.usage is not None and done.usage.output_tokens == done.body["usage"]["output_tokens"]
-    stream = await env.provider.messages_stream({**body, "stream": True}, env.model, timeout=5, idle_timeout=5, headers={})
-    frames = [frame async for frame in stream]
-    names = [f.split(b"\n", 1)[0].removeprefix(b"event: ").decode() for f in frames]
+    stream = await env.provider.stream("messages", {**body, "stream": True}, env.model, timeout=5, idle_timeout=5, headers={})
+    events = [event async for batch in stream.batches() for event in batch]
+    names = [(name or b"").decode() for name, _ in events]
     assert names[:2] == ["message_start", "ping"] and names[-2:] == ["message_delta", "message_stop"]
-    assert all(f.endswith(b"\n\n") for f in frames)
-    assert stream.usage is not None and stream.usage.output_tokens == done.usage.output_tokens
+    assert all(json.loads(data)["type"] == name for name, data in zip(names, (d for _, d in events)))
+    assert stream.finished and stream.usage is not None and stream.usage.output_tokens == done.usage.output_tokens
     counted = await env.provider.count_tokens(body, env.model, timeout=5, headers={})
     assert counted["input_tokens"] > 0 and "max_tokens" not in env.fake.requests[-1].body
 
@@ -237,9 +237,9 @@ async def test_native_messages_pass_through(env: Env) -> None:
 async def test_fake_refuses_what_anthropic_refuses(env: Env) -> None:
     unmerged = {"model": "claude", "max_tokens": 50, "messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]}
     with pytest.raises(ProviderError) as info:
-        await env.provider.messages(unmerged, env.model, timeout=5, headers={})
+        await env.provider.call("messages", unmerged, env.model, timeout=5, headers={})
     assert info.value.kind is ErrorKind.BAD_REQUEST and "alternate" in str(info.value)
     extra = {"model": "claude", "max_tokens": 50, "n": 2, "messages": [{"role": "user", "content": "a"}]}
     with pytest.raises(ProviderError) as info:
-        await env.provider.messages(extra, env.model, timeout=5, headers={})
+        await env.provider.call("messages", extra, env.model, timeout=5, headers={})
     assert "Extra inputs" in str(info.value)

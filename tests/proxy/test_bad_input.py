@@ -54,24 +54,26 @@ async def test_unknown_model_is_404_in_openai_format(client: openai.AsyncOpenAI)
     assert "gpt-99" in info.value.body["message"]
 
 
-async def test_unknown_path_is_404_in_openai_format(sidecar: Sidecar) -> None:
+async def test_unknown_path_without_passthrough_is_openais_own_404(make_sidecar: SidecarFactory, fake_openai: FakeOpenAI) -> None:
+    sidecar = await make_sidecar(quickstart(fake_openai.base_url, passthrough={"openai": "none"}))
     async with aiohttp.ClientSession() as http, http.get(sidecar.url + "/v1/nothing") as resp:
         body = await resp.json()
     assert resp.status == 404
-    assert body["error"]["code"] == "not_found"
+    assert body == {"error": {"message": "Invalid URL (GET /v1/nothing)", "type": "invalid_request_error", "param": None, "code": None}}
+    assert not fake_openai.calls()
 
 
-async def test_wrong_method_is_405_in_openai_format(sidecar: Sidecar) -> None:
+async def test_another_method_on_a_routed_path_is_the_apis_own_answer(make_sidecar: SidecarFactory, fake_openai: FakeOpenAI) -> None:
+    """GET /v1/chat/completions lists stored completions at OpenAI: it is not the sidecar's to
+    refuse. With no pass-through provider, each API's own 404 for a URL it does not serve."""
+    sidecar = await make_sidecar(quickstart(fake_openai.base_url, passthrough={"openai": "none", "anthropic": "none"}))
     async with aiohttp.ClientSession() as http, http.get(sidecar.url + "/v1/chat/completions") as resp:
         body = await resp.json()
-    assert resp.status == 405 and body["error"]["code"] == "method_not_allowed"
-
-
-async def test_wrong_method_on_messages_is_405_in_anthropic_format(sidecar: Sidecar) -> None:
+    assert resp.status == 404 and body["error"]["message"] == "Invalid URL (GET /v1/chat/completions)"
     async with aiohttp.ClientSession() as http, http.get(sidecar.url + "/v1/messages") as resp:
         body = await resp.json()
-    assert resp.status == 405
-    assert body == {"type": "error", "error": {"type": "invalid_request_error", "message": "GET /v1/messages: Method Not Allowed"}}
+    assert resp.status == 404
+    assert body == {"type": "error", "error": {"type": "not_found_error", "message": "Not Found"}}
 
 
 async def test_input_larger_than_every_context_window(make_sidecar: SidecarFactory, fake_openai: FakeOpenAI) -> None:

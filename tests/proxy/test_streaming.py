@@ -12,7 +12,7 @@ import aiohttp
 import openai
 import pytest
 
-from modelroute.providers import TYPES, ChunkStream, Completion
+from modelroute.providers import TYPES, EventStream, Completion
 from modelroute.providers.openai import OpenAIProvider
 from modelroute.testing.fake_openai import FakeOpenAI
 from tests.support import Sidecar, SidecarFactory, quickstart
@@ -126,30 +126,33 @@ async def test_a_stalled_stream_ends_at_the_idle_timeout(make_sidecar: object, f
     assert json.loads(text.split('data: ')[-2])['error']['code'] == 'stream_timeout' and text.endswith("data: [DONE]\n\n")
 
 
-class _Breaking(ChunkStream):
-    """The real upstream stream, then an exception of no known kind after its second chunk: how a
+class _Breaking(EventStream):
+    """The real upstream stream, then an exception of no known kind after its second batch: how a
     bug of the sidecar's own would surface mid-stream."""
 
-    def __init__(self, inner: ChunkStream) -> None:
+    def __init__(self, inner: EventStream) -> None:
         self.inner = inner
+        self.where, self.headers, self.finished = inner.where, inner.headers, False
+        self.usage = None
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
+    async def batches(self) -> AsyncIterator[list[tuple[bytes | None, bytes]]]:
         count = 0
-        async for chunk in self.inner:
-            yield chunk
-            count += 1
-            if count == 2:
-                raise RuntimeError("a bug")
+        async for batch in self.inner.batches():
+            for event in batch:
+                yield [event]
+                count += 1
+                if count == 2:
+                    raise RuntimeError("a bug")
 
     async def aclose(self) -> None:
         await self.inner.aclose()
 
 
 class BreakingProvider(OpenAIProvider):
-    async def chat_stream(self, *args: Any, **kwargs: Any) -> ChunkStream:
-        return _Breaking(await super().chat_stream(*args, **kwargs))
+    async def stream(self, *args: Any, **kwargs: Any) -> EventStream:
+        return _Breaking(await super().stream(*args, **kwargs))
 
-    async def chat(self, *args: Any, **kwargs: Any) -> Completion:
+    async def call(self, *args: Any, **kwargs: Any) -> Completion:
         raise RuntimeError("a bug")
 
 

@@ -79,7 +79,7 @@ class BatchService:
 
     async def admit(self, ex: Exchange) -> None:
         header = ex.incoming_headers.get(DEADLINE_HEADER)
-        if header is None or ex.view is None or ex.decision is None or ex.view.stream or ex.view.api != "openai":
+        if header is None or ex.view is None or ex.decision is None or ex.view.stream or ex.view.api != "chat":
             return
         preferred = ex.policy.extensions.get("routeBatch") or {}
         if preferred.get(ex.decision.route) != "preferred":

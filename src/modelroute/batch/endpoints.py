@@ -4,7 +4,10 @@ objects add a ``modelroute`` field (routing per model, unbatchable lines, cost).
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -16,6 +19,7 @@ from modelroute.batch.service import ACTIVE, ClientBatch, Part, batch_cost
 from modelroute.providers import Usage
 from modelroute.proxy.errors import BadRequest, ClientError, NotFound
 from modelroute.proxy.ingress import lower_headers, read_json
+from modelroute.proxy import passthrough
 from modelroute.proxy.state import SERVICES, Services
 from modelroute.telemetry.cost import cost_usd, format_usd
 
@@ -34,27 +38,58 @@ def _services(request: web.Request) -> Services:
     return services
 
 
-async def upload(request: web.Request) -> web.Response:
+#: How far into an upload its ``purpose`` field is looked for (the SDKs send it before the file).
+PURPOSE_WINDOW = 64 * 1024
+_PURPOSE = re.compile(rb'name="purpose"\r\n(?:[^\r\n]+\r\n)*\r\n([^\r\n]*)\r\n')
+
+
+async def upload(request: web.Request) -> web.StreamResponse:
+    """A batch input file is routed line by line here; a file for any other purpose is not the
+    sidecar's: it passes through to the provider, streamed."""
     services = _services(request)
-    form = await request.post()
-    if form.get("purpose") != "batch":
-        raise BadRequest("only purpose=batch files can be uploaded through the sidecar", param="purpose", code="invalid_purpose")
-    field = form.get("file")
-    if field is None or isinstance(field, (str, bytes, bytearray)):
-        raise BadRequest("file is required (multipart field 'file')", param="file", code="missing_required_parameter")
-    raw = field.file.read()
-    routed = await route_file(services.holder.current, str(field.filename or "batch.jsonl"), raw, lower_headers(request))
+    prefix = b""
+    while len(prefix) < PURPOSE_WINDOW and not _PURPOSE.search(prefix):
+        chunk = await request.content.read(PURPOSE_WINDOW)
+        if not chunk:
+            break
+        prefix += chunk
+    found = _PURPOSE.search(prefix)
+    if found is None or found.group(1) != b"batch":
+        return await passthrough.forward(request, prefix)
+    raw = prefix + await request.content.read()
+    if len(raw) > services.settings.max_body_bytes:
+        raise BadRequest(f"the upload is larger than the limit of {services.settings.max_body_bytes} bytes", code="request_too_large")
+    name, content = _file_field(request.headers.get("Content-Type", ""), raw)
+    routed = await route_file(services.holder.current, name, content, lower_headers(request))
     service(request.app).batches.add_file(routed)
     return web.json_response(routed.obj())
 
 
-async def create_batch(request: web.Request) -> web.Response:
+def _file_field(content_type: str, raw: bytes) -> tuple[str, bytes]:
+    """(filename, content) of the multipart field ``file``."""
+    message = email.message_from_bytes(b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + raw,
+                                       policy=email.policy.HTTP)
+    for part in message.iter_parts() if message.is_multipart() else ():
+        if part.get_param("name", header="content-disposition") == "file":
+            payload = part.get_payload(decode=True)
+            return str(part.get_filename() or "batch.jsonl"), payload if isinstance(payload, bytes) else b""
+    raise BadRequest("file is required (multipart field 'file')", param="file", code="missing_required_parameter")
+
+
+#: Ids the sidecar gives its own files and batches; any other id is the provider's, passed through.
+OWN_FILE, OWN_BATCH = "file-mr-", "batch_mr_"
+
+
+async def create_batch(request: web.Request) -> web.StreamResponse:
     services = _services(request)
     body = await read_json(request, services.settings.max_body_bytes)
     batches = service(request.app).batches
-    file = batches.files.get(str(body.get("input_file_id")))
+    file_id = str(body.get("input_file_id"))
+    if not file_id.startswith(OWN_FILE):  # a file uploaded to the provider itself: its batch, unrouted
+        return await passthrough.forward(request, await request.read())
+    file = batches.files.get(file_id)
     if file is None:
-        raise NotFound(f"no file {body.get('input_file_id')!r} was uploaded to this sidecar", param="input_file_id", code="not_found")
+        raise NotFound(f"no file {file_id!r} was uploaded to this sidecar", param="input_file_id", code="not_found")
     endpoint = body.get("endpoint")
     if endpoint not in (CHAT, EMBEDDINGS) or any(x.url != endpoint for lines in file.groups.values() for x in lines):
         raise BadRequest(f"endpoint must be {CHAT} or {EMBEDDINGS}, and match every line's url", param="endpoint")
@@ -64,7 +99,9 @@ async def create_batch(request: web.Request) -> web.Response:
     return web.json_response(batch.obj())
 
 
-async def get_batch(request: web.Request) -> web.Response:
+async def get_batch(request: web.Request) -> web.StreamResponse:
+    if not request.match_info["id"].startswith(OWN_BATCH):
+        return await passthrough.forward(request)
     batches = service(request.app).batches
     batch = batches.batches.get(request.match_info["id"])
     if batch is None:
@@ -72,9 +109,11 @@ async def get_batch(request: web.Request) -> web.Response:
     return web.json_response((await batches.refresh(batch)).obj())
 
 
-async def get_file(request: web.Request) -> web.Response:
-    batches = service(request.app).batches
+async def get_file(request: web.Request) -> web.StreamResponse:
     ident = request.match_info["id"]
+    if not ident.startswith(OWN_FILE):
+        return await passthrough.forward(request)
+    batches = service(request.app).batches
     if ident in batches.files:
         return web.json_response(batches.files[ident].obj())
     batch = batches.by_output(ident)
@@ -84,9 +123,11 @@ async def get_file(request: web.Request) -> web.Response:
                               "created_at": batch.created_at, "status": "processed"})
 
 
-async def file_content(request: web.Request) -> web.Response:
-    batches = service(request.app).batches
+async def file_content(request: web.Request) -> web.StreamResponse:
     ident = request.match_info["id"]
+    if not ident.startswith(OWN_FILE):
+        return await passthrough.forward(request)
+    batches = service(request.app).batches
     if ident in batches.files:
         file = batches.files[ident]
         return web.Response(body=jsonl([x for lines in file.groups.values() for x in lines]), content_type="application/jsonl")

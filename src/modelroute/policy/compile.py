@@ -22,6 +22,7 @@ from modelroute.policy.model import (
     ModelSpec,
     Pricing,
     ProviderSpec,
+    ResponsesStore,
     Route,
     Telemetry,
     Timeouts,
@@ -70,10 +71,11 @@ def compile_spec(name: str, spec: Mapping[str, Any], base_dir: str | None = None
     """Compile a spec that :func:`validate_spec` accepted."""
     known = set(SPEC["properties"]) - set(EXTENSIONS)
     models = {m["name"]: _model(m) for m in spec["models"]}
+    providers = {p["name"]: _provider(p, base_dir) for p in spec["providers"]}
     return CompiledPolicy(
         name=name,
         version=policy_version(name, spec),
-        providers={p["name"]: _provider(p, base_dir) for p in spec["providers"]},
+        providers=providers,
         models=models,
         baseline=spec.get("baseline", spec["default"]),
         default=spec["default"],
@@ -85,7 +87,47 @@ def compile_spec(name: str, spec: Mapping[str, Any], base_dir: str | None = None
         telemetry=Telemetry(record_prompts=bool(spec.get("telemetry", {}).get("recordPrompts", False))),
         strategies={k: _resolve_paths(dict(v), base_dir) for k, v in spec.get("strategies", {}).items()},
         extensions={**{k: v for k, v in spec.items() if k not in known}, **route_extensions(spec)},
+        passthrough=_passthrough(spec.get("passthrough", {}), providers, models[spec["default"]].provider),
+        responses_store=_responses_store(spec.get("responses", {}).get("store", {})),
+        model_names=model_names(spec["models"]),
     )
+
+
+def model_names(models: list[Mapping[str, Any]]) -> dict[str, str]:
+    """Aliases and upstream ids -> registry name. An alias wins over an upstream id; an upstream id
+    shared by two models resolves to neither (validation refuses that unless an alias says which)."""
+    names: dict[str, str] = {}
+    upstream: dict[str, list[str]] = {}
+    for m in models:
+        upstream.setdefault(m.get("upstreamModel", m["name"]), []).append(m["name"])
+    for uid, owners in upstream.items():
+        if len(owners) == 1 and uid != owners[0]:
+            names[uid] = owners[0]
+    for m in models:
+        for alias in m.get("aliases", []):
+            names[alias] = m["name"]
+    registry = {m["name"] for m in models}
+    return {k: v for k, v in names.items() if k not in registry}
+
+
+def _passthrough(section: Mapping[str, Any], providers: Mapping[str, ProviderSpec], default_provider: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for family in ("openai", "anthropic"):
+        named = section.get(family)
+        if named is not None:
+            out[family] = "" if named == "none" else named
+            continue
+        fits = [p for p in providers.values() if p.family == family]
+        preferred = providers[default_provider]
+        chosen = preferred if preferred.family == family else fits[0] if fits else None
+        out[family] = chosen.name if chosen is not None else ""
+    return out
+
+
+def _responses_store(s: Mapping[str, Any]) -> ResponsesStore:
+    d = ResponsesStore()
+    return ResponsesStore(max_bytes=int(float(s.get("maxMB", d.max_bytes / 1048576)) * 1048576),
+                          ttl_seconds=float(s.get("ttlSeconds", d.ttl_seconds)))
 
 
 def _resolve(path: str, base_dir: str | None) -> str:
@@ -118,6 +160,7 @@ def _provider(p: Mapping[str, Any], base_dir: str | None) -> ProviderSpec:
         api_key=ref,
         headers=dict(p.get("headers", {})),
         anthropic_version=p.get("anthropicVersion", "2023-06-01"),
+        apis=frozenset(p.get("apis", ())),
     )
 
 
@@ -141,6 +184,7 @@ def _model(m: Mapping[str, Any]) -> ModelSpec:
         capabilities=frozenset(caps) if caps is not None else None,
         limits=Limits(rpm=limits.get("rpm"), tpm=limits.get("tpm")),
         timeout_seconds=_opt_float(m.get("timeoutSeconds")),
+        aliases=tuple(m.get("aliases", ())),
     )
 
 

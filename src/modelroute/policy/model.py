@@ -16,6 +16,22 @@ from typing import Any
 #: Bumped when the shape of the compiled policy changes incompatibly.
 FORMAT_VERSION = 1
 
+#: Wire formats (and client APIs): OpenAI Chat Completions, OpenAI Responses, Anthropic Messages.
+CHAT, RESPONSES, MESSAGES = "chat", "responses", "messages"
+APIS = (CHAT, RESPONSES, MESSAGES)
+#: API families of paths a client may call: OpenAI clients (chat, responses) and Anthropic clients (messages).
+FAMILIES = {"openai": (CHAT, RESPONSES), "anthropic": (MESSAGES,)}
+
+
+def default_apis(type_: str, base_url: str) -> frozenset[str]:
+    """The wire formats a provider serves when the policy does not say: Anthropic's Messages; for
+    OpenAI-compatible providers, Chat Completions, plus Responses at OpenAI itself (most
+    OpenAI-compatible servers answer 404 to /responses)."""
+    if type_ == "anthropic":
+        return frozenset({MESSAGES})
+    host = base_url.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0].lower()
+    return frozenset({CHAT, RESPONSES}) if host == "api.openai.com" else frozenset({CHAT})
+
 
 @dataclass(frozen=True, slots=True)
 class ApiKeyRef:
@@ -35,6 +51,16 @@ class ProviderSpec:
     api_key: ApiKeyRef | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     anthropic_version: str = "2023-06-01"
+    apis: frozenset[str] = frozenset()  # wire formats it serves natively; empty: the type's defaults
+
+    def __post_init__(self) -> None:
+        if not self.apis:
+            object.__setattr__(self, "apis", default_apis(self.type, self.base_url))
+
+    @property
+    def family(self) -> str:
+        """The API family of its unrouted paths: ``anthropic`` or ``openai``."""
+        return "anthropic" if MESSAGES in self.apis else "openai"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +91,7 @@ class ModelSpec:
     capabilities: frozenset[str] | None = None  # None: not declared, assume everything
     limits: Limits = Limits()
     timeout_seconds: float | None = None
+    aliases: tuple[str, ...] = ()
 
     def supports(self, capability: str) -> bool:
         return self.capabilities is None or capability in self.capabilities
@@ -122,6 +149,14 @@ class Telemetry:
 
 
 @dataclass(frozen=True, slots=True)
+class ResponsesStore:
+    """Bounds of the sidecar's store of served Responses (conversation state)."""
+
+    max_bytes: int = 64 * 1024 * 1024
+    ttl_seconds: float = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
 class CompiledPolicy:
     name: str
     version: str  # content hash of the normalised spec
@@ -137,7 +172,19 @@ class CompiledPolicy:
     telemetry: Telemetry = Telemetry()
     strategies: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     extensions: Mapping[str, Any] = field(default_factory=dict)  # spec sections owned by later layers
+    #: API family (openai, anthropic) -> provider receiving the paths the sidecar does not route ("" = none)
+    passthrough: Mapping[str, str] = field(default_factory=dict)
+    responses_store: ResponsesStore = ResponsesStore()
+    #: Every name a client may ask for (registry names, aliases, upstream model ids) -> registry name
+    model_names: Mapping[str, str] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+
+    def resolve(self, requested: str) -> str | None:
+        """The registry model a client's model name means (a registry name, an alias, or a model's
+        upstream id), or None."""
+        if requested in self.models:
+            return requested
+        return self.model_names.get(requested)
 
     def chain(self, model: str, route: Route | None = None) -> tuple[str, ...]:
         """`model` then its fallbacks, transitively, each model once."""

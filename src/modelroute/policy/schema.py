@@ -60,6 +60,15 @@ PROVIDER = _obj(
         "apiKey": API_KEY,
         "headers": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Extra headers sent upstream."},
         "anthropicVersion": {"type": "string", "description": "anthropic-version header (type anthropic)."},
+        "apis": {
+            "type": "array",
+            "items": {"type": "string", "enum": ["chat", "responses", "messages"]},
+            "minItems": 1,
+            "uniqueItems": True,
+            "description": "Wire formats the provider serves natively: chat (OpenAI Chat Completions), responses (OpenAI "
+                           "Responses), messages (Anthropic Messages). Default: messages for type anthropic; for type openai, "
+                           "chat and responses at api.openai.com and chat elsewhere (most OpenAI-compatible servers).",
+        },
     },
     ["name", "type", "baseURL"],
     "An upstream API endpoint.",
@@ -93,6 +102,12 @@ MODEL = _obj(
             desc="Provider rate limits for this model: requests and tokens per minute.",
         ),
         "timeoutSeconds": {"type": "number", "exclusiveMinimum": 0, "description": "Deadline of one attempt on this model."},
+        "aliases": {
+            "type": "array",
+            "items": {"type": "string", "minLength": 1},
+            "description": "Other names clients use for this model (dated snapshots, old names). A request for an alias, or "
+                           "for a model's upstreamModel, is a request for this model.",
+        },
     },
     ["name", "provider", "pricing"],
     "A model of the registry.",
@@ -197,6 +212,29 @@ SPEC: dict[str, Any] = _obj(
             },
         },
         "priority": {"type": "integer", "description": "When two policies select one pod, the higher priority wins (then the older)."},
+        "passthrough": _obj(
+            {
+                "openai": {"type": "string", "minLength": 1,
+                           "description": "Provider receiving, unrouted, every OpenAI path the sidecar does not route "
+                                          "(/v1/moderations, /v1/audio/*, /v1/images/*, /v1/files, ...); \"none\" answers 404."},
+                "anthropic": {"type": "string", "minLength": 1,
+                              "description": "The same for Anthropic clients' paths; \"none\" answers 404."},
+            },
+            desc="Where paths the sidecar does not route go. Default: the provider of the default model when it speaks "
+                 "that API, else the first provider that does.",
+        ),
+        "responses": _obj(
+            {
+                "store": _obj(
+                    {
+                        "maxMB": {"type": "number", "exclusiveMinimum": 0, "description": "Memory for stored responses (default 64)."},
+                        "ttlSeconds": {"type": "number", "exclusiveMinimum": 0, "description": "How long a response is kept (default 3600)."},
+                    },
+                    desc="Responses the sidecar served, kept for previous_response_id and GET /v1/responses/{id}.",
+                ),
+            },
+            desc="The OpenAI Responses API: conversation state.",
+        ),
         "telemetry": _obj(
             {"recordPrompts": {"type": "boolean", "description": "Record prompts and answers on spans (off by default)."}},
             desc="What is recorded.",

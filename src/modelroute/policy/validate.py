@@ -16,6 +16,7 @@ from modelroute.policy.errors import Problem
 from modelroute.policy.schema import spec_schema
 from modelroute.policy.validate_spend import spend_problems
 from modelroute.policy.validate_measure import measure_problems
+from modelroute.policy.validate_names import api_problems, name_problems
 
 #: The only variable a CEL `when` expression may read.
 CEL_ROOT = "request"
@@ -99,6 +100,8 @@ def _semantic_problems(spec: Mapping[str, Any], root: str) -> Iterator[Problem]:
             yield from known(name, f"{root}.pinnedModels[{i}]")
     yield from spend_problems(spec, root)
     yield from measure_problems(spec, root)
+    yield from name_problems(spec, root)
+    yield from api_problems(spec, root)
 
 
 def _route_problems(route: Mapping[str, Any], path: str, known: Any, strategies: set[str]) -> Iterator[Problem]:

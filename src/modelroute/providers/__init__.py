@@ -1,4 +1,6 @@
-"""Providers: one class per upstream wire format, behind the :class:`Provider` interface.
+"""Providers: one class per provider type, behind the :class:`Provider` interface; the wire formats
+they speak (:mod:`.formats`) and the translator table between client APIs and wire formats
+(:mod:`.translators`).
 
 Provider types are looked up by name (``spec.providers[].type``) and imported on first use.
 """
@@ -18,10 +20,11 @@ from modelroute.providers.base import (
     Completion,
     ErrorKind,
     KeySource,
-    Provider,
     ProviderError,
     Usage,
 )
+from modelroute.providers.formats import EventStream
+from modelroute.providers.provider import Provider
 from modelroute.providers.keys import EnvFileKeys
 from modelroute.providers.transport import Transport
 
@@ -33,6 +36,7 @@ __all__ = [
     "Completion",
     "EnvFileKeys",
     "ErrorKind",
+    "EventStream",
     "KeySource",
     "Provider",
     "ProviderError",

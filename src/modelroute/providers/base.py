@@ -1,11 +1,7 @@
-"""The provider interface: one upstream API, spoken in its own wire format.
-
-A provider takes an OpenAI chat-completions request body (the shape every client request is
-normalised to) and a registry model, calls its upstream on the sidecar's pooled HTTP client
-(:mod:`modelroute.providers.transport`; an ``aiohttp`` session where none is given), and
-returns an OpenAI-shaped answer: a :class:`Completion`, or a :class:`ChunkStream` of OpenAI
-``chat.completion.chunk`` payloads. Providers that speak another format use a translator named by
-the pair it converts (``openai_anthropic.py``), created per request.
+"""What every provider shares: token usage, the failure kinds and :class:`ProviderError`, a whole
+answer (:class:`Completion`), a chat-shaped stream (:class:`ChunkStream`), key sources, and the
+part of an HTTP client providers use. The :class:`~modelroute.providers.provider.Provider` base
+class is in :mod:`modelroute.providers.provider`.
 
 Every failure is a :class:`ProviderError` whose ``kind`` tells the proxy whether another model
 may be tried; fallback rules live in the proxy, not here. Messages never carry keys.
@@ -15,16 +11,14 @@ from __future__ import annotations
 
 import abc
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Protocol
+from typing import Any, AsyncIterator, Awaitable, Protocol
 
 import aiohttp
 
-from modelroute.policy import ModelSpec, ProviderSpec
+from modelroute.policy import ProviderSpec
 
-if TYPE_CHECKING:
-    from modelroute.providers.transport import Transport
 
 
 class HttpResponse(Protocol):
@@ -91,12 +85,13 @@ class ErrorKind(str, enum.Enum):
     BAD_REQUEST = "bad_request"  # the client's request is wrong: no other model will do better
     NOT_FOUND = "not_found"  # the upstream model id does not exist there
     PROTOCOL = "protocol"  # the upstream answered something that is not its API
+    NO_KEY = "missing_key"  # the provider's key cannot be read (an unset variable, a missing file)
 
 
 #: Kinds after which the next model of the chain is tried.
 RETRYABLE = frozenset(
     {ErrorKind.CONNECT, ErrorKind.TIMEOUT, ErrorKind.RATE_LIMITED, ErrorKind.SERVER, ErrorKind.CONTEXT_LENGTH,
-     ErrorKind.AUTH, ErrorKind.NOT_FOUND, ErrorKind.PROTOCOL}
+     ErrorKind.AUTH, ErrorKind.NOT_FOUND, ErrorKind.PROTOCOL, ErrorKind.NO_KEY}
 )
 #: Kinds that count against a model's circuit breaker.
 UNHEALTHY = frozenset({ErrorKind.CONNECT, ErrorKind.TIMEOUT, ErrorKind.SERVER, ErrorKind.AUTH, ErrorKind.PROTOCOL})
@@ -144,22 +139,18 @@ class Completion:
     raw: bytes | None = None
     #: Parameters the translation had to drop (reported on the span); empty for pass-through.
     dropped: tuple[str, ...] = ()
+    #: The upstream's response headers (rate-limit figures), when it answered.
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 class ChunkStream(abc.ABC):
-    """An answer streaming in: OpenAI chunk payloads (the JSON after ``data: ``), in order.
-
-    Iteration yields each chunk as bytes; the usage chunk (empty ``choices``) is yielded like the
-    others, and ``usage`` is set once it has passed. ``[DONE]`` is not yielded. Iteration raises
-    :class:`ProviderError` when the stream breaks.
-    """
+    """A chat-shaped answer streaming in: ``chat.completion.chunk`` payloads (the JSON after
+    ``data: ``), in order, the usage chunk (empty ``choices``) last; ``[DONE]`` is not yielded.
+    Iteration raises :class:`ProviderError` when the stream breaks."""
 
     usage: Usage | None = None
     #: Parameters the translation had to drop (reported on the span); empty for pass-through.
     dropped: tuple[str, ...] = ()
-    #: Chunks already received that the next steps of iteration yield without waiting: the proxy
-    #: writes to the client once they are all out, in one write (0: write each chunk at once).
-    ready: int = 0
 
     @abc.abstractmethod
     def __aiter__(self) -> AsyncIterator[bytes]: ...
@@ -168,38 +159,19 @@ class ChunkStream(abc.ABC):
     async def aclose(self) -> None: ...
 
 
-class Provider(abc.ABC):
-    """One upstream API. Instances are created per policy version and share the proxy's session."""
-
-    def __init__(self, spec: ProviderSpec, session: aiohttp.ClientSession, keys: KeySource,
-                 transport: Transport | None = None) -> None:
-        self.spec = spec
-        self.session = session  # aiohttp: the batch API's file transfers
-        self.keys = keys
-        #: Provider calls: the sidecar's lean client when given one, else the aiohttp session.
-        self.http: HttpClient = transport if transport is not None else session
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @abc.abstractmethod
-    async def chat(self, body: Mapping[str, Any], model: ModelSpec, *, timeout: float, headers: Mapping[str, str]) -> Completion:
-        """One chat completion, not streamed. ``headers`` are extra headers to send (trace context)."""
-
-    @abc.abstractmethod
-    async def chat_stream(
-        self, body: Mapping[str, Any], model: ModelSpec, *, timeout: float, idle_timeout: float, headers: Mapping[str, str]
-    ) -> ChunkStream:
-        """Open a streamed chat completion. Returns once the upstream accepted the request
-        (status 200); ``timeout`` bounds that, ``idle_timeout`` each wait for a chunk after it."""
-
-    async def embeddings(self, body: Mapping[str, Any], model: ModelSpec, *, timeout: float, headers: Mapping[str, str]) -> Completion:
-        raise ProviderError(ErrorKind.BAD_REQUEST, f"provider {self.name!r} does not serve embeddings", status=400)
-
-
 class KeySource(abc.ABC):
     """Resolves a provider's API key (env, file, Secret). Never logs the key."""
 
     @abc.abstractmethod
     def get(self, provider: ProviderSpec) -> str | None: ...
+
+    def describe(self, provider: ProviderSpec) -> str:
+        """Where the key is expected, for an operator to fix (never the key)."""
+        ref = provider.api_key
+        if ref is None:
+            return "no key is configured"
+        if ref.env:
+            return f"environment variable {ref.env} is not set"
+        if ref.file:
+            return f"file {ref.file} cannot be read"
+        return f"Secret {ref.secret_name} key {ref.secret_key} is not mounted"

@@ -68,6 +68,10 @@ class OpenAIToAnthropic(Translator):
     source = "openai"
     target = "anthropic"
 
+    @classmethod
+    def for_model(cls, model: ModelSpec) -> OpenAIToAnthropic:
+        return cls(model)
+
     def __init__(self, model: ModelSpec, *, created: int | None = None) -> None:
         super().__init__()
         self.model = model

@@ -18,6 +18,7 @@ import abc
 from contextlib import contextmanager
 from typing import Any, ClassVar, Iterator, Mapping
 
+from modelroute.policy import ModelSpec
 from modelroute.providers.base import ErrorKind, ProviderError, Usage
 
 #: One stream event: (SSE event name or None, JSON payload).
@@ -103,6 +104,11 @@ class Translator(abc.ABC):
     def __init__(self) -> None:
         self.dropped: list[str] = []
         self.usage: Usage | None = None
+
+    @classmethod
+    def for_model(cls, model: ModelSpec) -> Translator:
+        """The translator for one request to ``model`` (those that need the model override this)."""
+        return cls()
 
     def drop(self, what: str) -> None:
         """Record something that could not be carried across (each name once)."""

@@ -1,4 +1,9 @@
-"""The sidecar's aiohttp application: routes, error middleware, and start-up/shutdown of its parts."""
+"""The sidecar's aiohttp application: routes, error middleware, and start-up/shutdown of its parts.
+
+Every client API is served by the one request pipeline (:mod:`.pipeline`) with the API's codec;
+any path no endpoint owns goes to pass-through (:mod:`.passthrough`). Errors leave in the format of
+the client's API, which the route's codec knows, or, for a path no codec owns, its API family.
+"""
 
 from __future__ import annotations
 
@@ -10,40 +15,55 @@ import aiohttp
 from aiohttp import web
 
 from modelroute.policy import CompiledPolicy
-from modelroute.proxy import chat, endpoints, feedback, messages, spend_endpoints
+from modelroute.providers import ProviderError, Transport, build_providers
+from modelroute.proxy import endpoints, feedback, passthrough, spend_endpoints
 from modelroute.proxy.breaker import Breakers
-from modelroute.proxy.errors import ClientError, NotFound, error_response
+from modelroute.proxy.codecs import ClientCodec
+from modelroute.proxy.codecs.chat import CHAT
+from modelroute.proxy.codecs import responses
+from modelroute.proxy.codecs.messages import MESSAGES
+from modelroute.proxy.errors import ClientError, NotFound
 from modelroute.proxy.hooks import Hooks, RequestHook
 from modelroute.proxy.model_client import ProxyModelClient
+from modelroute.proxy.pipeline import CODEC, handler
 from modelroute.proxy.state import SERVICES, PolicyHolder, Runtime, Services, Settings, running
-from modelroute.providers import Transport, build_providers
 from modelroute.routing import Router
 from modelroute.telemetry import Metrics, get_tracer
 
 log = logging.getLogger("modelroute.proxy")
 
 Background = Callable[[web.Application], AsyncIterator[None]]
+#: The codec of each family, for errors on paths no codec owns.
+FAMILY_CODEC: dict[str, ClientCodec] = {"openai": CHAT, "anthropic": MESSAGES}
+
+
+def codec_of(request: web.Request) -> ClientCodec:
+    return request.get(CODEC) or FAMILY_CODEC[passthrough.family_of(request)]
 
 
 @web.middleware
-async def openai_errors(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-    """Every error leaves in the OpenAI error format (Anthropic's under ``/v1/messages``); the sidecar stays up."""
-    render = messages.error_response if request.path.startswith("/v1/messages") else error_response
+async def api_errors(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    """Every error leaves in the client's API's error format; the sidecar stays up. A client
+    that goes away is counted, not logged as an error."""
     try:
         return await handler(request)
     except ClientError as exc:
-        request.app[SERVICES].metrics.errors.labels(exc.code or exc.type).inc()
-        return render(exc)
+        request.app[SERVICES].metrics.child(request.app[SERVICES].metrics.errors, exc.code or exc.type).inc()
+        return codec_of(request).error_response(exc)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         message = f"{request.method} {request.path}: {exc.reason}"
-        code = "not_found" if exc.status == 404 else "method_not_allowed" if exc.status == 405 else None
-        return render(ClientError(message, status=exc.status, code=code, type="invalid_request_error"))
+        code = "method_not_allowed" if exc.status == 405 else None
+        request.app[SERVICES].metrics.child(request.app[SERVICES].metrics.errors, code or str(exc.status)).inc()
+        return codec_of(request).error_response(ClientError(message, status=exc.status, code=code, type="invalid_request_error"))
+    except (ConnectionResetError, asyncio.CancelledError):
+        request.app[SERVICES].metrics.child(request.app[SERVICES].metrics.errors, "client_closed").inc()
+        raise
     except Exception:
         log.exception("unexpected error in %s %s", request.method, request.path)
-        request.app[SERVICES].metrics.errors.labels("internal").inc()
-        return render(ClientError("internal error in the modelroute sidecar", status=500, type="server_error"))
+        request.app[SERVICES].metrics.child(request.app[SERVICES].metrics.errors, "internal").inc()
+        return codec_of(request).error_response(ClientError("internal error in the modelroute sidecar", status=500, type="server_error"))
 
 
 def _runtime_factory(services: Services) -> Callable[[CompiledPolicy], Runtime]:
@@ -51,6 +71,11 @@ def _runtime_factory(services: Services) -> Callable[[CompiledPolicy], Runtime]:
         assert services.session is not None
         providers = build_providers(policy, services.session, services.settings.keys, services.transport)
         router = Router(policy, ProxyModelClient(policy, providers, services.tracer))
+        for name, provider in providers.items():
+            try:
+                provider.key()
+            except ProviderError as exc:  # said at every start and reload; requests needing it say it again
+                log.warning("policy %s: %s", policy.name, exc.message)
         return Runtime(policy=policy, router=router, providers=providers)
 
     return build
@@ -86,7 +111,7 @@ def build_app(holder: PolicyHolder, settings: Settings | None = None, background
     as cleanup contexts after the HTTP session and the first policy are ready."""
     settings = settings or Settings()
     holder.drain_seconds = settings.drain_seconds
-    app = web.Application(middlewares=[openai_errors], client_max_size=settings.max_body_bytes + 1)
+    app = web.Application(middlewares=[api_errors], client_max_size=settings.max_body_bytes + 1)
     app[SERVICES] = Services(
         settings=settings, holder=holder, metrics=Metrics(), tracer=get_tracer(settings.tracer_provider), breakers=Breakers(),
         hooks=Hooks([*default_hooks(), *settings.hooks]),
@@ -95,16 +120,23 @@ def build_app(holder: PolicyHolder, settings: Settings | None = None, background
     if settings.meter_provider is not None:
         app.cleanup_ctx.append(_otel_metrics_ctx(settings.meter_provider))
     app.cleanup_ctx.extend(background)
-    app.router.add_post("/v1/chat/completions", _ready(chat.handle))
-    app.router.add_post("/v1/embeddings", _ready(endpoints.embeddings))
-    app.router.add_post("/v1/messages", messages.handle)  # Anthropic clients: errors in their format
-    app.router.add_post("/v1/messages/count_tokens", messages.count_tokens)
-    app.router.add_get("/v1/models", _ready(endpoints.models))
-    app.router.add_post("/v1/feedback", _ready(feedback.handle))
+    app.router.add_post("/v1/chat/completions", handler(CHAT))
+    app.router.add_post("/v1/messages", handler(MESSAGES))
+    store = app[SERVICES].responses
+    app.router.add_post("/v1/responses", handler(responses.ResponsesCodec(store)))
+    app.router.add_get("/v1/responses/{id}", responses.retrieve(store))
+    app.router.add_delete("/v1/responses/{id}", responses.delete(store))
+    app.router.add_get("/v1/responses/{id}/input_items", responses.input_items(store))
+    app.router.add_post("/v1/messages/count_tokens", endpoints.count_tokens)
+    app.router.add_post("/v1/embeddings", endpoints.embeddings)
+    app.router.add_get("/v1/models", endpoints.models)
+    app.router.add_get("/v1/models/{id}", endpoints.model)
+    app.router.add_post("/v1/feedback", feedback.handle)
     app.router.add_get("/healthz", endpoints.healthz)
     app.router.add_get("/readyz", endpoints.readyz)
     app.router.add_get("/metrics", endpoints.metrics)
     spend_endpoints.register(app)  # /v1/budgets, /v1/files, /v1/batches, /v1/modelroute/deferred
+    app.router.add_route("*", "/{tail:.*}", passthrough.handle)  # last: every path nothing above owns
     return app
 
 
@@ -119,16 +151,6 @@ def _otel_metrics_ctx(provider: Any) -> Background:
         await asyncio.to_thread(provider.shutdown)
 
     return ctx
-
-
-def _ready(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    async def guarded(request: web.Request) -> web.StreamResponse:
-        if not request.app[SERVICES].holder.ready:
-            raise ClientError("the sidecar has no policy yet", status=503, type="server_error", code="no_policy")
-        return await handler(request)
-
-    guarded.__name__ = handler.__name__
-    return guarded
 
 
 __all__ = ["Background", "NotFound", "build_app"]

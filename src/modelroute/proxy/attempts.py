@@ -83,6 +83,8 @@ async def _one(ex: Exchange, name: str, spec: ModelSpec, timeout: float, call: C
         result = await call(ex.runtime.provider_for(name), spec, timeout, ex.upstream_headers(span))
     except ProviderError as exc:
         attempt.outcome, attempt.reason, attempt.retry_after = "error", exc.kind.value, exc.retry_after
+        if exc.kind is ErrorKind.NO_KEY:  # the operator's to fix: say where the key is expected
+            attempt.detail = exc.message
         attempt.seconds = time.monotonic() - started
         _fail_span(span, exc)
         _count_failure(ex, name, exc)
@@ -128,7 +130,7 @@ _RATE_LIMITED = ("rate_limited", "cooling_down", *_LOCAL_LIMITS)
 def all_failed(attempts: list[Attempt]) -> ClientError:
     """The error answer when no candidate served the request."""
     tried = [a for a in attempts if a.outcome != "skipped"]
-    summary = ", ".join(f"{a.model} ({a.reason})" for a in attempts) or "none"
+    summary = ", ".join(f"{a.model} ({a.reason}{': ' + a.detail if a.detail else ''})" for a in attempts) or "none"
     if not attempts:
         return UpstreamFailure("no model can serve this request", status=503, code="no_candidates")
     if all(a.reason in _RATE_LIMITED for a in attempts) and (tried or any(a.reason in _LOCAL_LIMITS for a in attempts)):

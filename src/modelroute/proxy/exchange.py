@@ -13,7 +13,7 @@ import os
 import random
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
@@ -27,6 +27,9 @@ from modelroute.routing import Decision, RequestView
 from modelroute.routing.answers import AnswerBuilder
 from modelroute.telemetry.cost import ZERO, cost_usd, format_usd
 from modelroute.telemetry.tracing import IdOnlyTracer
+
+if TYPE_CHECKING:
+    from modelroute.proxy.codecs import ClientCodec, Incoming
 
 TRACE_HEADERS = ("traceparent", "tracestate")
 log = logging.getLogger("modelroute.proxy")
@@ -43,6 +46,7 @@ class Attempt:
     usage: Usage | None = None
     seconds: float = 0.0
     retry_after: float | None = None
+    detail: str = ""  # what the client should read about it (a missing key: where it is expected)
 
 
 @dataclass
@@ -51,6 +55,8 @@ class Exchange:
     runtime: Runtime
     operation: str  # chat | embeddings
     incoming_headers: Mapping[str, str]
+    codec: ClientCodec | None = None  # the client's API (None: an endpoint outside the pipeline)
+    incoming: Incoming | None = None
     request_id: str = field(default_factory=lambda: f"req_{_ids.getrandbits(96):024x}")
     started: float = field(default_factory=time.monotonic)
     ended: float | None = None  # when the exchange settled (the answer complete, or the error sent)
@@ -63,8 +69,10 @@ class Exchange:
     dropped: tuple[str, ...] = ()
     status: str = "ok"
     extra_cost: Decimal = ZERO  # reviews (judge calls) and other spending beside the attempts
+    usage_estimated: bool = False  # usage is the sidecar's estimate (a stream the client left early)
     _answer: Mapping[str, Any] | None = None
-    answer_chunks: list[bytes] | None = None  # a streamed answer's chunk payloads, until ``answer`` reads them
+    answer_chunks: list[bytes] | None = None  # a streamed answer's chat chunk payloads, until ``answer`` reads them
+    answer_from: Callable[[], Mapping[str, Any] | None] | None = None  # makes ``answer`` when first read
     collect_answer: bool = False  # a hook reads answers: streamed ones are reassembled
     error_type: str | None = None
     hooks: HookPlan = field(init=False)  # the hooks with work for this request's policy
@@ -79,6 +87,9 @@ class Exchange:
         streamed chunks when first read: after the client has it all, and only if a hook reads it."""
         if self._answer is None and self.answer_chunks is not None:
             self._answer, self.answer_chunks = AnswerBuilder.from_chunks(self.answer_chunks), None
+        elif self._answer is None and self.answer_from is not None:
+            make, self.answer_from = self.answer_from, None
+            self._answer = make()
         return self._answer
 
     @answer.setter
@@ -181,6 +192,8 @@ class Exchange:
             headers["x-modelroute-arm"] = str(self.decision.annotations["arm"])
         if with_cost:
             headers["x-modelroute-cost-usd"] = format_usd(self.cost())
+        if self.codec is not None:
+            headers.update(self.codec.headers(self))
         return headers
 
     # -- egress ------------------------------------------------------------------------------
@@ -248,6 +261,10 @@ class Exchange:
         if self.usage is not None:
             attrs["gen_ai.usage.input_tokens"] = self.usage.input_tokens
             attrs["gen_ai.usage.output_tokens"] = self.usage.output_tokens
+            if self.usage_estimated:
+                attrs["modelroute.usage.estimated"] = True
+        if self.codec is not None:
+            attrs["modelroute.client_api"] = self.codec.api
         if self.first_chunk_at is not None:
             attrs["modelroute.time_to_first_chunk_ms"] = round((self.first_chunk_at - self.started) * 1000, 3)
         if self.dropped:

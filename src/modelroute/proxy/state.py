@@ -21,6 +21,7 @@ from modelroute.policy import CompiledPolicy
 from modelroute.providers import EnvFileKeys, KeySource, Provider, Transport
 from modelroute.proxy.breaker import Breakers
 from modelroute.proxy.hooks import Hooks, RequestHook
+from modelroute.proxy.responses_store import ResponseStore
 from modelroute.routing import Router
 from modelroute.telemetry import Metrics
 
@@ -146,6 +147,7 @@ class Services:
     hooks: Hooks = field(default_factory=Hooks)
     session: aiohttp.ClientSession | None = None  # the batch API's transfers
     transport: Transport | None = None  # provider calls
+    responses: ResponseStore = field(default_factory=ResponseStore)  # the Responses API's conversations
     extras: dict[str, Any] = field(default_factory=dict)
 
 

@@ -19,6 +19,7 @@ import os
 import random
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -66,9 +67,13 @@ class SubscriptionConfig:
 
 def passthrough_policy(base_url: str, model: str, provider_type: str = "openai",
                        key_env: str = "MODELROUTE_PASSTHROUGH_API_KEY") -> CompiledPolicy:
-    """The "no policy" behaviour that sends every request to one default model."""
+    """The "no policy" behaviour that sends every request to one default model (with the key in
+    ``key_env`` when that variable is set: an in-cluster model server may need none)."""
+    provider: dict[str, Any] = {"name": "default", "type": provider_type, "baseURL": base_url}
+    if os.environ.get(key_env):
+        provider["apiKey"] = {"env": key_env}
     spec = {
-        "providers": [{"name": "default", "type": provider_type, "baseURL": base_url, "apiKey": {"env": key_env}}],
+        "providers": [provider],
         "models": [{"name": model, "provider": "default", "pricing": {"input": 0, "output": 0}}],
         "default": model,
     }

@@ -34,7 +34,7 @@ class RequestView:
     has_images: bool = False
     task: str | None = None
     complexity: str | None = None
-    api: str = "openai"  # the API the client spoke: openai | anthropic
+    api: str = "chat"  # the API the client spoke: chat | messages | responses
     native_only: str | None = None  # why only models of the client's own API can serve it (untranslatable content)
     labels: dict[str, Any] = field(default_factory=dict)  # set by labelling strategies
     decision_cost_usd: float = 0.0  # what strategies spent deciding (classifier, embedding calls)
@@ -89,7 +89,8 @@ CEL_FIELDS: dict[str, Callable[[RequestView], Any]] = {
     "user": lambda v: str(v.body.get("user") or ""),
     "prompt": lambda v: v.prompt_text(),
     "labels": lambda v: {k: x for k, x in v.labels.items() if isinstance(x, (str, int, float, bool))},
-    "api": lambda v: v.api,
+    "api": lambda v: "anthropic" if v.api == "messages" else "openai",  # the client's API family
+    "client_api": lambda v: v.api,
 }
 
 
@@ -149,7 +150,7 @@ def estimate_input(body: Mapping[str, Any]) -> tuple[int, bool]:
     return tokens, images
 
 
-def build_view(body: Mapping[str, Any], headers: Mapping[str, str], api: str = "openai") -> RequestView:
+def build_view(body: Mapping[str, Any], headers: Mapping[str, str], api: str = "chat") -> RequestView:
     """The view of an OpenAI-shaped chat request. ``headers`` must have lower-case names."""
     fmt = body.get("response_format")
     fmt_type = fmt.get("type", "text") if isinstance(fmt, Mapping) else "text"

@@ -29,7 +29,7 @@ class UnknownModel(LookupError):
 class Router:
     def __init__(self, policy: CompiledPolicy, client: ModelClient | None = None) -> None:
         self.policy = policy
-        self.routes = [CompiledRoute(r, f"spec.routes[{i}]") for i, r in enumerate(policy.routes)]
+        self.routes = [CompiledRoute(r, f"spec.routes[{i}]", policy.model_names) for i, r in enumerate(policy.routes)]
         self.strategies: dict[str, Strategy] = {
             name: strategy_class(str(cfg.get("type")), f"spec.strategies.{name}.type")(name, cfg, policy, client)
             for name, cfg in policy.strategies.items()
@@ -42,10 +42,12 @@ class Router:
     async def decide(self, view: RequestView) -> Decision:
         policy = self.policy
         requested = view.requested_model
-        if requested != AUTO and requested not in policy.models:
-            raise UnknownModel(requested)
-        if requested != AUTO and policy.is_pinned(requested):
-            return self._finish(view, "pinned", "pinned", requested, None, "the client named a pinned model")
+        if requested != AUTO:
+            model = policy.resolve(requested)  # a registry name, an alias, or a model's upstream id
+            if model is None:
+                raise UnknownModel(requested)
+            if policy.is_pinned(model) or policy.is_pinned(requested):
+                return self._finish(view, "pinned", "pinned", model, None, "the client named a pinned model")
         for labeler in self._labelers:
             await labeler.label(view)
         for compiled in self.routes:
@@ -101,7 +103,7 @@ class Router:
 
     def unfit(self, view: RequestView, name: str) -> str | None:
         model = self.policy.models[name]
-        if view.native_only and self.policy.providers[model.provider].type != view.api:
+        if view.native_only and view.api not in self.policy.providers[model.provider].apis:
             return view.native_only
         if view.tool_count and not model.supports("tools"):
             return "no tools capability"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from modelroute.policy import PolicyError
 from modelroute.policy.model import Match, Route
@@ -34,9 +34,9 @@ class CompiledRoute:
 
     __slots__ = ("route", "_checks")
 
-    def __init__(self, route: Route, path: str) -> None:
+    def __init__(self, route: Route, path: str, names: Mapping[str, str] | None = None) -> None:
         self.route = route
-        self._checks: list[tuple[str, Predicate]] = match_predicates(route.match) if route.match else []
+        self._checks: list[tuple[str, Predicate]] = match_predicates(route.match, names) if route.match else []
         if route.when:
             self._checks.append((f"when: {route.when}", _cel_predicate(route.when, path)))
 
@@ -151,13 +151,15 @@ def _in(values: Sequence[str]) -> Callable[[str | None], bool]:
     return lambda value: value is not None and value in allowed
 
 
-def match_predicates(m: Match) -> list[tuple[str, Predicate]]:
+def match_predicates(m: Match, names: Mapping[str, str] | None = None) -> list[tuple[str, Predicate]]:
+    """The checks of a match block; ``names`` (alias or upstream id -> registry name) lets a
+    ``model`` match also hold for the other names of the models it lists."""
     checks: list[tuple[str, Predicate]] = []
     if m.task is not None:
         task_ok = _in(m.task)
         checks.append((f"task in {list(m.task)}", lambda v: task_ok(v.task)))
     if m.model is not None:
-        model_ok = _in(m.model)
+        model_ok = _in([*m.model, *(other for other, target in (names or {}).items() if target in m.model)])
         checks.append((f"model in {list(m.model)}", lambda v: model_ok(v.requested_model)))
     if m.headers:
         for name, values in m.headers.items():

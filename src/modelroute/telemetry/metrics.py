@@ -37,6 +37,8 @@ class Metrics:
         self.escalations = Counter("modelroute_escalations", "Answers rejected by a cascade review.", ["policy", "route", "model"], registry=r)
         self.dropped = Counter("modelroute_translation_dropped", "Request parameters dropped in translation.", ["provider", "parameter"], registry=r)
         self.errors = Counter("modelroute_errors", "Requests answered with an error, by type.", ["type"], registry=r)
+        self.passthrough = Counter("modelroute_passthrough", "Requests passed, unrouted, to a provider, by path and status.",
+                                   ["policy", "provider", "path", "status"], registry=r)
         self.reloads = Counter("modelroute_policy_reloads", "Policy loads, by result (applied, rejected).", ["result"], registry=r)
         self.policy_info = Gauge("modelroute_policy_info", "The active policy (value 1).", ["policy", "version"], registry=r)
         self.breaker_open = Gauge("modelroute_circuit_open", "1 while a model is cooled down.", ["model"], registry=r)
