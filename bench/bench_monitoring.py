@@ -47,7 +47,8 @@ def serve(policy: str, port: int, monitoring: bool) -> None:
     from aiohttp import web
 
     from modelroute.cli.serve import settle_heap, use_uvloop
-    from modelroute.proxy import SERVICES, PolicyHolder, Settings, build_app, load_policy_file
+    from modelroute.cli.compose import sidecar_app as build_app
+    from modelroute.proxy import SERVICES, PolicyHolder, Settings, load_policy_file
     from modelroute.quality.hook import MeasurementHook
 
     app = build_app(PolicyHolder(load_policy_file(policy)), Settings())
@@ -76,7 +77,8 @@ async def hook_cost_us(policy: str, n: int = 10000) -> float:
     import aiohttp
     from aiohttp import web
 
-    from modelroute.proxy import SERVICES, PolicyHolder, Settings, build_app, load_policy_file
+    from modelroute.cli.compose import sidecar_app as build_app
+    from modelroute.proxy import SERVICES, PolicyHolder, Settings, load_policy_file
     from modelroute.quality.hook import MeasurementHook
 
     grabbed: list[Any] = []

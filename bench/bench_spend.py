@@ -31,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from modelroute.policy import compile_policy
 from modelroute.providers import Usage
-from modelroute.proxy import SERVICES, PolicyHolder, Settings, build_app
+from modelroute.cli.compose import sidecar_app as build_app
+from modelroute.proxy import SERVICES, PolicyHolder, Settings
 from modelroute.proxy.exchange import Attempt, Exchange
 from modelroute.proxy.state import Runtime
 from modelroute.routing import Router, build_view

@@ -14,7 +14,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from modelroute.policy import compile_policy
 from modelroute.providers import EnvFileKeys
-from modelroute.proxy import SERVICES, PolicyHolder, Services, Settings, build_app
+from modelroute.cli.compose import sidecar_app
+from modelroute.proxy import SERVICES, PolicyHolder, Services, Settings
 
 PROVIDER_KEY = "sk-provider-secret-0123456789"
 APP_KEY = "sk-app-key-must-not-be-forwarded"
@@ -102,7 +103,7 @@ class SidecarFactory:
         provider.add_span_processor(SimpleSpanProcessor(exporter))
         holder = PolicyHolder(compile_policy(doc))
         settings.setdefault("tracer_provider", provider)
-        app = build_app(holder, Settings(keys=EnvFileKeys(self.environ), **settings), background=background)
+        app = sidecar_app(holder, Settings(keys=EnvFileKeys(self.environ), **settings), background=background)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -189,7 +189,7 @@ class _Recorder:
         self.seen: list[Any] = []
 
     async def admit(self, ex: Any) -> None:
-        from modelroute.proxy.errors import ClientError
+        from modelroute.contract.errors import ClientError
 
         if ex.incoming_headers.get("x-refuse"):
             raise ClientError("refused by a hook", status=429, code="budget_exceeded", type="budget_exceeded")

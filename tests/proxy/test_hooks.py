@@ -5,7 +5,7 @@ from __future__ import annotations
 import openai
 import pytest
 
-from modelroute.proxy.errors import ClientError
+from modelroute.contract.errors import ClientError
 from modelroute.proxy.exchange import Exchange
 from modelroute.testing.fake_openai import FakeOpenAI
 from tests.support import APP_KEY, SidecarFactory, quickstart

@@ -3,9 +3,14 @@ trace context from the app through to the provider."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import asyncio
+
 from decimal import Decimal
 
 import openai
+import pytest
 
 from modelroute.testing.fake_openai import FakeOpenAI
 from tests.support import Sidecar
@@ -60,10 +65,33 @@ async def test_trace_context_flows_from_app_to_provider(client: openai.AsyncOpen
     assert sent.split("-")[2] == format(attempt.context.span_id, "016x")
 
 
-async def test_prompts_are_not_recorded(client: openai.AsyncOpenAI, sidecar: Sidecar) -> None:
-    await client.chat.completions.create(model="auto", messages=HELLO)
-    for span in sidecar.spans.get_finished_spans():
-        assert "capital of France" not in str(dict(span.attributes or {}))
+@pytest.mark.parametrize("stream", [False, True])
+async def test_prompts_are_recorded_only_where_the_policy_opts_in(make_sidecar: Any, fake_openai: FakeOpenAI, stream: bool) -> None:
+    """Off by default; with ``telemetry.recordPrompts`` the prompt and the answer are on the request
+    span, each cut at ``maxRecordedChars``. The same requests are sent both ways, so the default's
+    assertion fails if recording is on by default, and the opted-in one if it does nothing."""
+    from tests.support import APP_KEY, quickstart
+
+    seen = {}
+    long = [{"role": "user", "content": "capital of France " + "x" * 100}]
+    for opted in (False, True):
+        telemetry = {"recordPrompts": True, "maxRecordedChars": 40} if opted else {}
+        sidecar = await make_sidecar(quickstart(fake_openai.base_url, telemetry=telemetry))
+        async with openai.AsyncOpenAI(base_url=sidecar.base_url, api_key=APP_KEY, max_retries=0) as client:
+            answer = await client.chat.completions.create(model="auto", messages=long, stream=stream)
+            if stream:
+                text = "".join([c.choices[0].delta.content or "" async for c in answer if c.choices])  # type: ignore[union-attr]
+            else:
+                text = answer.choices[0].message.content  # type: ignore[union-attr]
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        [span] = sidecar.request_spans()
+        seen[opted] = dict(span.attributes or {})
+        everything = "".join(str(dict(s.attributes or {})) for s in sidecar.spans.get_finished_spans())
+        assert ("capital of France" in everything) is opted
+    assert seen[True]["gen_ai.prompt"] == long[0]["content"][:40]
+    assert seen[True]["gen_ai.completion"] == text[:40] and len(seen[True]["gen_ai.completion"]) == 40
+    assert "gen_ai.prompt" not in seen[False] and "gen_ai.completion" not in seen[False]
 
 
 async def test_without_an_exporter_trace_context_still_flows(make_sidecar: object, fake_openai: FakeOpenAI) -> None:

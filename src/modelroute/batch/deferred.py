@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from modelroute.batch.routing import CHAT, InputFile, Line, batchable
 from modelroute.batch.service import Batches, ClientBatch
-from modelroute.proxy.errors import ClientError
+from modelroute.contract.errors import ClientError
 
 if TYPE_CHECKING:
+    from modelroute.contract.hooks import Admission, RequestRecord
     from modelroute.policy import CompiledPolicy
-    from modelroute.proxy.exchange import Exchange
 
 DEADLINE_HEADER = "x-modelroute-deadline"
 WINDOW, WINDOW_SECONDS = "24h", 86_400
@@ -77,8 +77,8 @@ class BatchService:
         preferred = policy.extensions.get("routeBatch") or {}
         return frozenset({"admit"}) if "preferred" in preferred.values() else frozenset()
 
-    async def admit(self, ex: Exchange) -> None:
-        header = ex.incoming_headers.get(DEADLINE_HEADER)
+    async def admit(self, ex: Admission) -> None:
+        header = ex.headers.get(DEADLINE_HEADER)
         if header is None or ex.view is None or ex.decision is None or ex.view.stream or ex.view.api != "chat":
             return
         preferred = ex.policy.extensions.get("routeBatch") or {}
@@ -92,15 +92,14 @@ class BatchService:
         body = {**ex.view.body, "model": ex.policy.models[model].upstream_model}
         line = Line("dfr_" + hexid, CHAT, body, model, ex.decision.route)
         file = InputFile("file-mr-" + hexid, "deferred", 0, ex.policy, {model: [line]}, [])
-        batch = await self.batches.create(ex.runtime, file, CHAT, WINDOW, ex.incoming_headers,
+        batch = await self.batches.create(ex.runtime, file, CHAT, WINDOW, ex.headers,
                                           metadata={"modelroute_request_id": ex.request_id}, batch_id="batch_mr_" + hexid)
-        ex.served = model
-        if ex.span.is_recording():
-            ex.span.set_attribute("modelroute.deferred", deferred_id(batch))
+        ex.serve_as(model)
+        ex.note("modelroute.deferred", deferred_id(batch))
         raise Deferred(handle(batch))
 
-    def skip(self, ex: Exchange, model: str) -> str | None:
+    def skip(self, ex: RequestRecord, model: str) -> str | None:
         return None
 
-    def settled(self, ex: Exchange) -> None:
+    def settled(self, ex: RequestRecord) -> None:
         return None

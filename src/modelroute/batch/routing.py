@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelroute.policy import CompiledPolicy
-from modelroute.proxy.errors import BadRequest, ClientError
-from modelroute.proxy.ingress import require_chat_fields
-from modelroute.proxy.shapes import check_chat
-from modelroute.proxy.state import Runtime
+from modelroute.contract.errors import BadRequest, ClientError
+from modelroute.contract.http import require_chat_fields
+from modelroute.contract.shapes import check_chat
+from modelroute.contract.hooks import RuntimeView as Runtime
 from modelroute.routing import AUTO, UnknownModel, build_view
 
 CHAT, EMBEDDINGS = "/v1/chat/completions", "/v1/embeddings"
@@ -113,7 +113,7 @@ async def _model_for(runtime: Runtime, line: Mapping[str, Any], headers: Mapping
     except ClientError as exc:
         raise ValueError(exc.message) from None
     try:
-        decision = await runtime.router.decide(build_view(body, headers))
+        decision = await runtime.decide(build_view(body, headers))
     except UnknownModel:
         raise ValueError(f"unknown model {requested!r} (known: {AUTO} and the registry)") from None
     if decision.model is None:

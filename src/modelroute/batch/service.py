@@ -22,7 +22,7 @@ from modelroute.batch.routing import InputFile, Line, Unbatchable, jsonl
 from modelroute.batch.upstream import BatchAPI
 from modelroute.policy import CompiledPolicy, Pricing
 from modelroute.providers import Usage
-from modelroute.proxy.state import Runtime
+from modelroute.contract.hooks import RuntimeView as Runtime
 from modelroute.telemetry.cost import ZERO, cost_usd
 
 MAX_BATCHES = 1000

@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 
 from modelroute.providers import Provider
-from modelroute.proxy.errors import UpstreamFailure
+from modelroute.contract.errors import UpstreamFailure
 
 TIMEOUT = aiohttp.ClientTimeout(total=60)
 

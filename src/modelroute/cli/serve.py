@@ -47,7 +47,8 @@ def settle_heap() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from modelroute.proxy import PolicyFileWatcher, PolicyHolder, Settings, build_app, load_policy_file
+    from modelroute.cli.compose import sidecar_app
+    from modelroute.proxy import PolicyFileWatcher, PolicyHolder, Settings, load_policy_file
     from modelroute.telemetry import tracer_provider_from_env
     from modelroute.telemetry.otel_metrics import meter_provider_from_env
 
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings(max_body_bytes=int(args.max_body_mb * 1024 * 1024), tracer_provider=tracer_provider_from_env(),
                         meter_provider=meter_provider_from_env())
     watcher = PolicyFileWatcher(args.policy, interval=args.watch_interval)
-    app = build_app(PolicyHolder(policy), settings, background=[watcher.ctx])
+    app = sidecar_app(PolicyHolder(policy), settings, background=[watcher.ctx])
     use_uvloop()
     settle_heap()
     log = logging.getLogger("modelroute")

@@ -39,7 +39,8 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from modelroute.cli.serve import configure_logging, use_uvloop
     from modelroute.providers import EnvFileKeys
-    from modelroute.proxy import PolicyHolder, Settings, build_app
+    from modelroute.cli.compose import sidecar_app
+    from modelroute.proxy import PolicyHolder, Settings
     from modelroute.proxy.subscription import (
         PodIdentity,
         Subscription,
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
                         tracer_provider=tracer_provider_from_env(),
                         meter_provider=meter_provider_from_env())
     subscription = Subscription(holder, identity, config)
-    app = build_app(holder, settings, background=[subscription.ctx])
+    app = sidecar_app(holder, settings, background=[subscription.ctx])
     use_uvloop()
     # Everything imported so far lives as long as the process: keep it out of the collector's full
     # passes, which otherwise stall policy applies (a pod's CPU is small; 50 of them share a node).

@@ -146,6 +146,7 @@ class CircuitBreaker:
 @dataclass(frozen=True, slots=True)
 class Telemetry:
     record_prompts: bool = False
+    max_recorded_chars: int = 4096
 
 
 @dataclass(frozen=True, slots=True)

@@ -236,7 +236,9 @@ SPEC: dict[str, Any] = _obj(
             desc="The OpenAI Responses API: conversation state.",
         ),
         "telemetry": _obj(
-            {"recordPrompts": {"type": "boolean", "description": "Record prompts and answers on spans (off by default)."}},
+            {"recordPrompts": {"type": "boolean", "description": "Record prompts and answers on spans (off by default)."},
+             "maxRecordedChars": {"type": "integer", "minimum": 1,
+                                  "description": "Longest prompt or answer recorded on a span, in characters (default 4096)."}},
             desc="What is recorded.",
         ),
     },

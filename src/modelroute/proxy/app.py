@@ -9,21 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 
 import aiohttp
 from aiohttp import web
 
 from modelroute.policy import CompiledPolicy
 from modelroute.providers import ProviderError, Transport, build_providers
-from modelroute.proxy import endpoints, feedback, passthrough, spend_endpoints
+from modelroute.contract.features import Feature
+from modelroute.proxy import endpoints, passthrough
 from modelroute.proxy.breaker import Breakers
 from modelroute.proxy.codecs import ClientCodec
 from modelroute.proxy.codecs.chat import CHAT
 from modelroute.proxy.codecs import responses
 from modelroute.proxy.codecs.messages import MESSAGES
-from modelroute.proxy.errors import ClientError, NotFound
-from modelroute.proxy.hooks import Hooks, RequestHook
+from modelroute.contract.errors import ClientError, NotFound
+from modelroute.contract.hooks import Hooks
+from modelroute.proxy.host import ProxyHost
 from modelroute.proxy.model_client import ProxyModelClient
 from modelroute.proxy.pipeline import CODEC, handler
 from modelroute.proxy.state import SERVICES, PolicyHolder, Runtime, Services, Settings, running
@@ -97,26 +99,21 @@ async def _session_ctx(app: web.Application) -> AsyncIterator[None]:
     await services.session.close()
 
 
-def default_hooks() -> list[RequestHook]:
-    """The hooks every sidecar runs; each does nothing for a policy without its spec section."""
-    from modelroute.batch.deferred import BatchService  # spend and batch import the proxy package: not at the top
-    from modelroute.quality.hook import MeasurementHook
-    from modelroute.spend import SpendHook
-
-    return [SpendHook(), BatchService(), MeasurementHook()]
-
-
-def build_app(holder: PolicyHolder, settings: Settings | None = None, background: Iterable[Background] = ()) -> web.Application:
-    """The sidecar app. ``background`` tasks (a policy file watcher, an operator subscription) run
-    as cleanup contexts after the HTTP session and the first policy are ready."""
+def build_app(holder: PolicyHolder, settings: Settings | None = None, background: Iterable[Background] = (),
+              features: Sequence[Feature] = ()) -> web.Application:
+    """The sidecar app with ``features`` plugged in (their hooks and routes; the composition root,
+    :mod:`modelroute.cli.compose`, says which). ``background`` tasks (a policy file watcher, an
+    operator subscription) run as cleanup contexts after the HTTP session and the first policy
+    are ready."""
     settings = settings or Settings()
     holder.drain_seconds = settings.drain_seconds
     app = web.Application(middlewares=[api_errors], client_max_size=settings.max_body_bytes + 1)
     app[SERVICES] = Services(
         settings=settings, holder=holder, metrics=Metrics(), tracer=get_tracer(settings.tracer_provider), breakers=Breakers(),
-        hooks=Hooks([*default_hooks(), *settings.hooks]),
+        hooks=Hooks([*(hook for feature in features for hook in feature.hooks), *settings.hooks]),
     )
     app.cleanup_ctx.append(_session_ctx)
+    app.cleanup_ctx.append(_features_ctx(features))
     if settings.meter_provider is not None:
         app.cleanup_ctx.append(_otel_metrics_ctx(settings.meter_provider))
     app.cleanup_ctx.extend(background)
@@ -131,13 +128,28 @@ def build_app(holder: PolicyHolder, settings: Settings | None = None, background
     app.router.add_post("/v1/embeddings", endpoints.embeddings)
     app.router.add_get("/v1/models", endpoints.models)
     app.router.add_get("/v1/models/{id}", endpoints.model)
-    app.router.add_post("/v1/feedback", feedback.handle)
     app.router.add_get("/healthz", endpoints.healthz)
     app.router.add_get("/readyz", endpoints.readyz)
     app.router.add_get("/metrics", endpoints.metrics)
-    spend_endpoints.register(app)  # /v1/budgets, /v1/files, /v1/batches, /v1/modelroute/deferred
+    for feature in features:
+        for route in feature.routes():
+            app.router.add_route(route.method, route.path, route.handler)
     app.router.add_route("*", "/{tail:.*}", passthrough.handle)  # last: every path nothing above owns
     return app
+
+
+def _features_ctx(features: Sequence[Feature]) -> Background:
+    """Start the features once the HTTP client and the first policy are ready; stop them at shutdown."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        host = ProxyHost(app)
+        for feature in features:
+            await feature.start(host)
+        yield
+        for feature in reversed(features):
+            await feature.stop()
+
+    return ctx
 
 
 def _otel_metrics_ctx(provider: Any) -> Background:

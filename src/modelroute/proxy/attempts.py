@@ -19,7 +19,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 
 from modelroute.policy import ModelSpec
 from modelroute.providers import UNHEALTHY, ErrorKind, Provider, ProviderError, Usage
-from modelroute.proxy.errors import ClientError, UpstreamFailure, from_upstream
+from modelroute.contract.errors import ClientError, UpstreamFailure, from_upstream
 from modelroute.proxy.exchange import Attempt, Exchange
 from modelroute.routing import Review
 

@@ -14,9 +14,10 @@ from modelroute.policy.model import MESSAGES
 from modelroute.providers import Completion, ErrorKind, Provider, ProviderError
 from modelroute.proxy.attempts import attempt_each
 from modelroute.proxy.codecs.messages import MESSAGES as MESSAGES_CODEC, error_response as anthropic_error, require
-from modelroute.proxy.errors import BadRequest, ClientError, NotFound, error_response
+from modelroute.contract.errors import BadRequest, ClientError, NotFound
+from modelroute.proxy.errors import error_response
 from modelroute.proxy.exchange import Exchange
-from modelroute.proxy.ingress import lower_headers, read_json
+from modelroute.contract.http import lower_headers, read_json
 from modelroute.proxy.passthrough import family_of
 from modelroute.proxy.pipeline import NoPolicy
 from modelroute.proxy.state import SERVICES

@@ -13,7 +13,7 @@ import os
 import random
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
@@ -21,16 +21,17 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from modelroute.providers.base import Usage
 from modelroute.providers.translate import metric_label
-from modelroute.proxy.hooks import HookPlan
+from modelroute.contract.hooks import HookPlan
 from modelroute.proxy.state import Runtime, Services
 from modelroute.routing import Decision, RequestView
-from modelroute.routing.answers import AnswerBuilder
+from modelroute.routing.answers import AnswerBuilder, read_answer
 from modelroute.telemetry.cost import ZERO, cost_usd, format_usd
 from modelroute.telemetry.tracing import IdOnlyTracer
 
 if TYPE_CHECKING:
     from modelroute.proxy.codecs import ClientCodec, Incoming
 
+T = TypeVar("T")
 TRACE_HEADERS = ("traceparent", "tracestate")
 log = logging.getLogger("modelroute.proxy")
 _ids = random.Random(int.from_bytes(os.urandom(16), "big"))  # request ids: unique, not secrets
@@ -80,6 +81,32 @@ class Exchange:
     _parent: otel_context.Context = field(init=False)
     _settled: bool = False
     _cost: Decimal | None = None
+    _slots: dict[int, Any] | None = None  # the hooks' per-request state
+
+    # -- the request record hooks see (modelroute.contract.hooks.RequestRecord, Admission) --
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self.incoming_headers
+
+    def slot(self, owner: object, make: Callable[[], T]) -> T:
+        slots = self._slots
+        if slots is None:
+            slots = self._slots = {}
+        found = slots.get(id(owner))
+        if found is None:
+            found = slots[id(owner)] = make()
+        return found
+
+    def note(self, key: str, value: str | int | float | bool) -> None:
+        if self.span.is_recording():
+            self.span.set_attribute(key, value)
+
+    def replace_decision(self, decision: Decision) -> None:
+        self.decision = decision
+
+    def serve_as(self, model: str) -> None:
+        self.served = model
 
     @property
     def answer(self) -> Mapping[str, Any] | None:
@@ -98,7 +125,7 @@ class Exchange:
 
     def __post_init__(self) -> None:
         self.hooks = self.services.hooks.plan(self.runtime.policy)
-        self.collect_answer = self.hooks.collect_answer
+        self.collect_answer = self.hooks.collect_answer or self.runtime.policy.telemetry.record_prompts
         has_context = "traceparent" in self.incoming_headers or "baggage" in self.incoming_headers
         self._parent = propagate.extract(self.incoming_headers) if has_context else otel_context.Context()
         self.span = self.services.tracer.start_span(f"{self.operation} route", context=self._parent, kind=SpanKind.SERVER)
@@ -269,12 +296,23 @@ class Exchange:
             attrs["modelroute.time_to_first_chunk_ms"] = round((self.first_chunk_at - self.started) * 1000, 3)
         if self.dropped:
             attrs["modelroute.translation.dropped"] = list(self.dropped)
+        if policy.telemetry.record_prompts:  # the policy opted in: the prompt and the answer, capped
+            attrs.update(self._recorded(policy.telemetry.max_recorded_chars))
         if error_type:
             attrs["error.type"] = error_type
             span.set_status(Status(StatusCode.ERROR, error_type))
         span.update_name(f"{self.operation} {attrs.get('gen_ai.response.model') or (view.requested_model if view else '')}".strip())
         span.set_attributes(attrs)
         span.end()
+
+    def _recorded(self, cap: int) -> dict[str, str]:
+        out: dict[str, str] = {}
+        if self.view is not None:
+            out["gen_ai.prompt"] = self.view.prompt_text()[:cap]
+        answer = self.answer
+        if answer is not None:
+            out["gen_ai.completion"] = read_answer(answer).text[:cap]
+        return out
 
     def _record_metrics(self, cost: Decimal, baseline: Decimal, error_type: str | None) -> None:
         m, policy = self.services.metrics, self.policy.name

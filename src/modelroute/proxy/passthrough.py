@@ -29,7 +29,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from modelroute import _json as json
 from modelroute.providers import ErrorKind, Provider, ProviderError
 from modelroute.providers.anthropic_errors import anthropic_error_body
-from modelroute.proxy.ingress import CREDENTIAL_HEADERS
+from modelroute.contract.http import CREDENTIAL_HEADERS
 from modelroute.proxy.state import SERVICES, Services
 
 log = logging.getLogger("modelroute.passthrough")

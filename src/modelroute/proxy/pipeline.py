@@ -30,9 +30,9 @@ from modelroute.providers.translators import translator, wire_for
 from modelroute.providers.translate import answer_errors, SHAPE_ERRORS
 from modelroute.proxy.attempts import attempt_each
 from modelroute.proxy.codecs import ClientCodec, Incoming
-from modelroute.proxy.errors import BadRequest, ClientError, NotFound
+from modelroute.contract.errors import BadRequest, ClientError, NotFound
 from modelroute.proxy.exchange import Exchange
-from modelroute.proxy.ingress import lower_headers, read_json
+from modelroute.contract.http import lower_headers, read_json
 from modelroute.proxy.relay import ChatTap, Relay
 from modelroute.proxy.state import SERVICES
 from modelroute.routing import AUTO, Decision, Review, UnknownModel, build_view

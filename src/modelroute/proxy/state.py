@@ -20,9 +20,9 @@ from opentelemetry import trace
 from modelroute.policy import CompiledPolicy
 from modelroute.providers import EnvFileKeys, KeySource, Provider, Transport
 from modelroute.proxy.breaker import Breakers
-from modelroute.proxy.hooks import Hooks, RequestHook
+from modelroute.contract.hooks import Hook, Hooks
 from modelroute.proxy.responses_store import ResponseStore
-from modelroute.routing import Router
+from modelroute.routing import Decision, ModelClient, RequestView, Router, Skip
 from modelroute.telemetry import Metrics
 
 log = logging.getLogger("modelroute.proxy")
@@ -35,18 +35,32 @@ class Settings:
     drain_seconds: float = 300.0
     keys: KeySource = field(default_factory=EnvFileKeys)
     tracer_provider: trace.TracerProvider | None = None
-    hooks: tuple[RequestHook, ...] = ()  # spend control, quality monitor... (see proxy/hooks.py)
+    hooks: tuple[Hook, ...] = ()  # hooks beside the features' (tests, benchmarks; see contract/hooks.py)
     meter_provider: Any = None  # an OpenTelemetry MeterProvider: the metrics are exported over OTLP too
 
 
 @dataclass(frozen=True)
 class Runtime:
+    """One compiled policy and what is built from it; what hooks see of it is
+    :class:`modelroute.contract.hooks.RuntimeView`."""
+
     policy: CompiledPolicy
     router: Router
     providers: Mapping[str, Provider]
 
     def provider_for(self, model: str) -> Provider:
         return self.providers[self.policy.models[model].provider]
+
+    def eligible(self, view: RequestView, chain: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[Skip, ...]]:
+        return self.router.eligible(view, chain)
+
+    async def decide(self, view: RequestView) -> Decision:
+        return await self.router.decide(view)
+
+    def model_client(self) -> ModelClient:
+        from modelroute.proxy.model_client import ProxyModelClient
+
+        return ProxyModelClient(self.policy, self.providers)
 
 
 class PolicyHolder:

@@ -33,11 +33,11 @@ from modelroute.routing.answers import AnswerBuilder, read_answer
 from modelroute.telemetry.cost import cost_usd
 
 if TYPE_CHECKING:
-    from modelroute.proxy.exchange import Exchange
+    from modelroute.contract.hooks import Admission, RequestRecord
 
 log = logging.getLogger("modelroute.quality")
 
-#: Exchanges settled within this many seconds are indexed and checked together ...
+#: RequestRecords settled within this many seconds are indexed and checked together ...
 BATCH_SECONDS = 0.05
 #: ... or as soon as this many wait.
 BATCH_MAX = 256
@@ -70,13 +70,13 @@ class MeasurementHook:
     def phases(self, policy: CompiledPolicy) -> frozenset[str]:
         return frozenset({"settled"})
 
-    async def admit(self, ex: Exchange) -> None:
-        ex.collect_answer = True
-
-    def skip(self, ex: Exchange, model: str) -> str | None:
+    async def admit(self, ex: Admission) -> None:
         return None
 
-    def settled(self, ex: Exchange) -> None:
+    def skip(self, ex: RequestRecord, model: str) -> str | None:
+        return None
+
+    def settled(self, ex: RequestRecord) -> None:
         """Note what the batch needs while the exchange is still in cache; sample the judge."""
         decision = ex.decision
         if ex.operation != "chat" or decision is None:
@@ -87,7 +87,8 @@ class MeasurementHook:
         arm = decision.annotations.get("arm") or "" if experiment else ""
         key = (policy.version, decision.route, ex.served, experiment, arm)
         labels = self._labels.get(key) or self._new_labels(key, policy.name)
-        metrics = self._metrics if self._metrics is not None else self.metrics(ex.services.metrics.registry)
+        metrics = self._metrics
+        assert metrics is not None, "the quality feature was not started"
         if experiment:
             cost = float(ex.cost())
             baseline = float(ex.baseline_cost()) if ex.usage is not None else 0.0
@@ -165,7 +166,7 @@ class MeasurementHook:
 
     # -- after the answer --------------------------------------------------------------------------
 
-    def _sample(self, ex: Exchange, labels: QualityLabels, cfg: QualityConfig) -> None:
+    def _sample(self, ex: RequestRecord, labels: QualityLabels, cfg: QualityConfig) -> None:
         policy = labels[0]
         if cfg.judge_rate > 0 and self._rng.random() < cfg.judge_rate:
             self.queue.submit(Queued("judge", policy, lambda: self._judge(ex, labels, cfg)), cfg.queue_size, cfg.workers)
@@ -177,7 +178,7 @@ class MeasurementHook:
                 swap = self._rng.random() < 0.5
                 self.queue.submit(Queued("regret", policy, lambda: self._regret(ex, labels, cfg, swap)), cfg.queue_size, cfg.workers)
 
-    async def _judge(self, ex: Exchange, labels: QualityLabels, cfg: QualityConfig) -> None:
+    async def _judge(self, ex: RequestRecord, labels: QualityLabels, cfg: QualityConfig) -> None:
         assert cfg.judge is not None and ex.view is not None and ex.answer is not None and self._metrics is not None
         client = _client(ex)
         verdict = await judge.score(client, cfg.judge, ex.view.prompt_text(), _answer_text(ex.answer))
@@ -185,7 +186,7 @@ class MeasurementHook:
         assert isinstance(verdict.value, float)
         self._metrics.judge.observe(labels, verdict.value)
 
-    async def _regret(self, ex: Exchange, labels: QualityLabels, cfg: QualityConfig, swap: bool) -> None:
+    async def _regret(self, ex: RequestRecord, labels: QualityLabels, cfg: QualityConfig, swap: bool) -> None:
         """Re-run the request on the baseline, then let the judge say which answer is better."""
         assert cfg.judge is not None and ex.view is not None and ex.answer is not None and self._metrics is not None
         m, policy = self._metrics, ex.policy
@@ -220,15 +221,11 @@ class MeasurementHook:
         await self.queue.drain(timeout)
 
 
-def _client(ex: Exchange) -> ModelClient:
+def _client(ex: RequestRecord) -> ModelClient:
     """The narrow client for the judge, on the request's own runtime (its providers and session);
     untraced: the judge runs in the background, and its worker may outlive the request whose
     trace context it was started in."""
-    from modelroute.proxy.model_client import (
-        ProxyModelClient,  # proxy imports this module: import late
-    )
-
-    return ProxyModelClient(ex.policy, ex.runtime.providers)
+    return ex.runtime.model_client()
 
 
 def _answer_text(body: Mapping[str, Any]) -> str:

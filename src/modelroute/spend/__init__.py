@@ -8,6 +8,7 @@ that picks keys and stores (:mod:`.ledger`), and metrics (:mod:`.metrics`). Erro
 
 from __future__ import annotations
 
+from modelroute.spend.feature import SpendFeature
 from modelroute.spend.hook import SpendHook
 
-__all__ = ["SpendHook"]
+__all__ = ["SpendFeature", "SpendHook"]

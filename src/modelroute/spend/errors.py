@@ -2,7 +2,7 @@
 
 Exception tree::
 
-    ClientError (modelroute.proxy.errors)
+    ClientError (modelroute.contract.errors)
     ├── BudgetExceeded          429 budget_exceeded: a budget with onExceed reject (or nothing left to
     │                           downgrade to) cannot cover the request's worst-case cost; names the budget
     └── BudgetStoreDown         503 budget_store_unavailable: the shared store (Redis) is unreachable
@@ -16,7 +16,7 @@ budget's own scope, and never the store's URL (it may carry a password).
 
 from __future__ import annotations
 
-from modelroute.proxy.errors import ClientError
+from modelroute.contract.errors import ClientError
 
 
 class BudgetExceeded(ClientError):

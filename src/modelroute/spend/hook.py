@@ -35,8 +35,9 @@ from modelroute.spend.metrics import SpendMetrics
 from modelroute.spend.store import BudgetKey, BudgetStore, LocalStore, Reservation, ReserveResult
 
 if TYPE_CHECKING:
-    from modelroute.proxy.exchange import Exchange
-    from modelroute.proxy.state import Services
+    from prometheus_client import CollectorRegistry
+
+    from modelroute.contract.hooks import Admission, RequestRecord
 
 log = logging.getLogger("modelroute.spend")
 
@@ -60,12 +61,16 @@ class SpendHook:
         self.limiter = RateLimiter()
         self.ledger = Ledger()
         self.metrics: SpendMetrics | None = None
-        self._open: dict[str, _Open] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def bind(self, services: Services) -> SpendMetrics:
+    def bind(self, registry: CollectorRegistry) -> SpendMetrics:
+        """Count into the sidecar's registry (called when the feature starts)."""
         if self.metrics is None:
-            self.metrics = self.ledger.metrics = SpendMetrics(services.metrics.registry)
+            self.metrics = self.ledger.metrics = SpendMetrics(registry)
+        return self.metrics
+
+    def _metrics(self) -> SpendMetrics:
+        assert self.metrics is not None, "the spend feature was not started"
         return self.metrics
 
     def phases(self, policy: CompiledPolicy) -> frozenset[str]:
@@ -77,15 +82,14 @@ class SpendHook:
 
     # -- admission ---------------------------------------------------------------------------
 
-    async def admit(self, ex: Exchange) -> None:
+    async def admit(self, ex: Admission) -> None:
         cfg = self.configs.get(ex.policy)
         if not cfg.budgets or ex.view is None or ex.decision is None:
             return
-        keys = self.ledger.keys(cfg, ex.policy.name, ex.incoming_headers)
+        keys = self.ledger.keys(cfg, ex.policy.name, ex.headers)
         if not keys:
             return
-        self.bind(ex.services)
-        state = self._open.setdefault(ex.request_id, _Open())
+        state = ex.slot(self, _Open)
         state.keys = keys
         ttl = float(ex.policy.timeouts.request_seconds) + RESERVATION_GRACE_SECONDS
         decision, tried = ex.decision, {ex.decision.model}
@@ -95,16 +99,16 @@ class SpendHook:
                 state.reservation, state.store = result.reservation, result.reservation.store
                 downgraded = decision.model != ex.decision.model
                 self._count(ex, keys, "downgraded" if downgraded else "reserved", result)
-                if downgraded and ex.span.is_recording():
-                    ex.span.set_attribute("modelroute.budget.downgraded_to", str(decision.model))
-                ex.decision = decision
+                if downgraded:
+                    ex.note("modelroute.budget.downgraded_to", str(decision.model))
+                ex.replace_decision(decision)
                 return
             assert result.failed is not None
             budget = result.failed.budget
             target = budget.downgrade_to
             if target is not None and target not in tried:
                 tried.add(target)
-                candidates, skipped = ex.runtime.router.eligible(ex.view, ex.policy.chain(target))
+                candidates, skipped = ex.runtime.eligible(ex.view, ex.policy.chain(target))
                 if candidates:
                     decision = dataclasses.replace(decision, candidates=candidates, skipped=skipped, reviewer=None,
                                                    reason=f"budget {budget.name} exceeded: downgraded to {target}")
@@ -112,7 +116,7 @@ class SpendHook:
             self._count(ex, (result.failed,), "rejected", result)
             raise self._exceeded(result)
 
-    async def _reserve(self, ex: Exchange, cfg: SpendConfig, keys: tuple[BudgetKey, ...], decision: Decision,
+    async def _reserve(self, ex: RequestRecord, cfg: SpendConfig, keys: tuple[BudgetKey, ...], decision: Decision,
                        ttl: float) -> tuple[ReserveResult, Decision]:
         """Reserve for ``decision``; when refused, retry once without the fallbacks that do not fit."""
         assert ex.view is not None
@@ -144,8 +148,8 @@ class SpendHook:
             retry_after=wait,
         )
 
-    def _count(self, ex: Exchange, keys: tuple[BudgetKey, ...], result: str, reserved: ReserveResult) -> None:
-        metrics = self.bind(ex.services)
+    def _count(self, ex: RequestRecord, keys: tuple[BudgetKey, ...], result: str, reserved: ReserveResult) -> None:
+        metrics = self._metrics()
         for key in keys:
             metrics.decision(ex.policy.name, key.budget.name, result)
         if reserved.reservation is not None:
@@ -153,54 +157,51 @@ class SpendHook:
 
     # -- overflow ----------------------------------------------------------------------------
 
-    def skip(self, ex: Exchange, model: str) -> str | None:
+    def skip(self, ex: RequestRecord, model: str) -> str | None:
         limits = ex.policy.models[model].limits
         if limits.rpm is None and limits.tpm is None:
             return None
         tokens = rate_tokens(ex.view) if ex.view is not None else 0
         reason = self.limiter.take(model, limits, tokens)
         if reason is not None:
-            self.bind(ex.services).rate_skips.labels(model, "rpm" if reason == RPM_REASON else "tpm").inc()
+            self._metrics().rate_skips.labels(model, "rpm" if reason == RPM_REASON else "tpm").inc()
             return reason
-        state = self._open.get(ex.request_id)
-        if state is None:
-            state = self._open[ex.request_id] = _Open()
-        state.taken.append((model, tokens))
+        ex.slot(self, _Open).taken.append((model, tokens))
         return None
 
     # -- settlement --------------------------------------------------------------------------
 
-    def settled(self, ex: Exchange) -> None:
-        state = self._open.pop(ex.request_id, None)
-        if state is not None and state.taken:
+    def settled(self, ex: RequestRecord) -> None:
+        state = ex.slot(self, _Open)
+        if state.taken:
             self._correct_tokens(ex, state)
-        keys = state.keys if state is not None else ()
-        if not keys:  # not admitted (an API whose handler has no admission): count the spend all the same
+        keys = state.keys
+        if not keys:  # not admitted (an operation without admission): count the spend all the same
             cfg = self.configs.get(ex.policy)
             if not cfg.budgets:
                 return
-            keys = self.ledger.keys(cfg, ex.policy.name, ex.incoming_headers)
+            keys = self.ledger.keys(cfg, ex.policy.name, ex.headers)
             if not keys:
                 return
             store = self.ledger.store_for(cfg)
         else:
-            store = state.store if state is not None and state.store is not None else self.ledger.local
-        reservation = state.reservation if state is not None else None
+            store = state.store if state.store is not None else self.ledger.local
+        reservation = state.reservation
         actual = to_nano(ex.cost())
         if reservation is None and actual == 0:
             return
-        self._settle(ex.services, ex.policy.name, keys, reservation, actual, store)
+        self._settle(ex.policy.name, keys, reservation, actual, store)
 
-    def record(self, services: Services, policy: CompiledPolicy, headers: Mapping[str, str], usd: Decimal) -> None:
+    def record(self, policy: CompiledPolicy, headers: Mapping[str, str], usd: Decimal) -> None:
         """Count spend made outside a request's admission (a batch's output, read later) against its budgets."""
         cfg = self.configs.get(policy)
         keys = self.ledger.keys(cfg, policy.name, headers) if cfg.budgets else ()
         if keys and usd > 0:
-            self._settle(services, policy.name, keys, None, to_nano(usd), self.ledger.store_for(cfg))
+            self._settle(policy.name, keys, None, to_nano(usd), self.ledger.store_for(cfg))
 
-    def _settle(self, services: Services, policy: str, keys: tuple[BudgetKey, ...], reservation: Reservation | None,
+    def _settle(self, policy: str, keys: tuple[BudgetKey, ...], reservation: Reservation | None,
                 actual: int, store: BudgetStore) -> None:
-        metrics = self.bind(services)
+        metrics = self._metrics()
         if actual:
             for key in keys:
                 metrics.spend(policy, key.budget.name, actual / NANO)
@@ -221,7 +222,7 @@ class SpendHook:
         if not task.cancelled() and task.exception() is not None:
             log.error("settling a budget reservation failed", exc_info=task.exception())
 
-    def _correct_tokens(self, ex: Exchange, state: _Open) -> None:
+    def _correct_tokens(self, ex: RequestRecord, state: _Open) -> None:
         """Replace each attempt's estimated tokens by its real usage (none: give them back)."""
         attempts = [a for a in ex.attempts if a.outcome != "skipped" or a.reason == "deadline"]
         for model, estimate in state.taken:

@@ -18,7 +18,8 @@ from aiohttp import web
 from modelroute import _json as json
 from modelroute.providers import ProviderError
 from modelroute.providers.sse import encode
-from modelroute.proxy.errors import ClientError, error_response
+from modelroute.contract.errors import ClientError
+from modelroute.proxy.errors import error_response
 
 if TYPE_CHECKING:
     from modelroute.proxy.exchange import Exchange

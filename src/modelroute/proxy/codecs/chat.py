@@ -14,8 +14,8 @@ from modelroute import _json as json
 from modelroute.providers import ProviderError
 from modelroute.providers.sse import DONE
 from modelroute.proxy.codecs import ClientCodec, Incoming
-from modelroute.proxy.ingress import require_chat_fields
-from modelroute.proxy.shapes import check_chat
+from modelroute.contract.http import require_chat_fields
+from modelroute.contract.shapes import check_chat
 
 INTERNAL = b"data: " + json.dumps({"error": {"message": "internal error in the modelroute sidecar", "type": "server_error",
                                              "param": None, "code": None}}) + b"\n\n"

@@ -22,8 +22,8 @@ from modelroute.providers.anthropic_errors import anthropic_error_body, error_ty
 from modelroute.providers.anthropic_openai import AnthropicToOpenAI
 from modelroute.providers.sse import encode
 from modelroute.proxy.codecs import ClientCodec, Incoming
-from modelroute.proxy.errors import BadRequest, ClientError
-from modelroute.proxy.shapes import check_messages
+from modelroute.contract.errors import BadRequest, ClientError
+from modelroute.contract.shapes import check_messages
 
 if TYPE_CHECKING:
     from modelroute.proxy.exchange import Exchange

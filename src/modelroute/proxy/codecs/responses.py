@@ -26,9 +26,10 @@ from modelroute.providers.responses_chat import ResponsesToChat
 from modelroute.providers.responses_objects import new_id
 from modelroute.providers.sse import encode
 from modelroute.proxy.codecs import ClientCodec, Incoming
-from modelroute.proxy.errors import BadRequest, ClientError, NotFound, error_response
+from modelroute.contract.errors import BadRequest, ClientError, NotFound
+from modelroute.proxy.errors import error_response
 from modelroute.proxy.responses_store import Missing, ResponseStore
-from modelroute.proxy.shapes import OPENAI
+from modelroute.contract.shapes import OPENAI
 
 if TYPE_CHECKING:
     from modelroute.proxy.exchange import Exchange

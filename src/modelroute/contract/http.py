@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 from aiohttp import web
 
-from modelroute.proxy.errors import BadRequest, PayloadTooLarge
+from modelroute.contract.errors import BadRequest, PayloadTooLarge
 
 
 async def read_json(request: web.Request, limit: int) -> dict[str, Any]:

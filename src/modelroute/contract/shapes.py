@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from modelroute.proxy.errors import BadRequest
+from modelroute.contract.errors import BadRequest
 
 Part = str | int
 
