@@ -4,10 +4,18 @@
 
 * ``openai->anthropic``: an OpenAI client served by Claude: request mapping, answer mapping, and
   serialising the translated answer (a pass-through answer would be sent as the upstream's bytes);
-* ``anthropic->openai``: an Anthropic SDK client served by an OpenAI-compatible model, the same.
+* ``anthropic->openai``: an Anthropic SDK client served by an OpenAI-compatible model, the same;
+* ``responses->chat``: a Responses API client served by a Chat Completions model (the same
+  conversation as Responses input items), the answer as a whole ``response`` object;
+* ``chat->responses``: a chat client served by a Responses-only model, the answer read back as a
+  ``chat.completion`` (also how any Responses answer is read "as chat").
 
-and, for streams, the cost per upstream event. Reports the median of several runs in µs and exits
-non-zero when a non-streaming direction exceeds the budget (the issue's bar is 100 µs).
+and, for streams, the cost per upstream event. Reports the median of several runs in µs of this
+thread's CPU time (``time.thread_time``: on a shared machine, time the thread waits for a core is
+not translation's cost) and exits
+non-zero when a non-streaming direction exceeds the budget (the issue's bar is 100 µs), with each
+direction's ratio to ``openai->anthropic`` in the same run (on a busy machine the ratios hold
+better than the absolute figures).
 """
 
 from __future__ import annotations
@@ -22,7 +30,9 @@ from typing import Any, Callable
 from modelroute import _json
 from modelroute.policy import ModelSpec, Pricing
 from modelroute.providers.anthropic_openai import AnthropicToOpenAI
+from modelroute.providers.chat_responses import ChatToResponses
 from modelroute.providers.openai_anthropic import OpenAIToAnthropic
+from modelroute.providers.responses_chat import ResponsesToChat
 
 MODEL = ModelSpec("claude", "anthropic", "claude-sonnet-4-5", Pricing(3.0, 15.0), max_output_tokens=4096)
 TOOL = {"type": "function", "function": {"name": "get_weather", "description": "Current weather for a city, in Celsius or Fahrenheit.",
@@ -70,6 +80,24 @@ OPENAI_ANSWER = {
         "tool_calls": [{"id": "call_9", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]}}],
     "usage": {"prompt_tokens": 548, "completion_tokens": 96, "total_tokens": 644, "prompt_tokens_details": {"cached_tokens": 128}},
 }
+RESPONSES_REQUEST: dict[str, Any] = {
+    "model": "auto", "temperature": 0.3, "max_output_tokens": 512, "user": "user-42", "tool_choice": "auto", "store": True,
+    "instructions": OPENAI_REQUEST["messages"][0]["content"],
+    "tools": [{"type": "function", "name": "get_weather", "description": TOOL["function"]["description"],  # type: ignore[index]
+               "parameters": TOOL["function"]["parameters"], "strict": False}],  # type: ignore[index]
+    "input": [
+        {"role": "user", "content": [{"type": "input_text", "text": OPENAI_REQUEST["messages"][1]["content"]}]},
+        {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": "{\"city\":\"Paris\"}"},
+        {"type": "function_call", "call_id": "call_2", "name": "get_weather", "arguments": "{\"city\":\"Rome\"}"},
+        {"type": "function_call_output", "call_id": "call_1", "output": OPENAI_REQUEST["messages"][3]["content"]},
+        {"type": "function_call_output", "call_id": "call_2", "output": OPENAI_REQUEST["messages"][4]["content"]},
+        {"role": "user", "content": [{"type": "input_text", "text": OPENAI_REQUEST["messages"][5]["content"][0]["text"]}]},
+    ],
+}
+#: OPENAI_ANSWER as a Responses-only model gives it.
+RESPONSES_ANSWER = ResponsesToChat(response_id="resp_68b1", created=1700000000).response(OPENAI_ANSWER)
+CHAT_DELTA = {"id": "chatcmpl-AbC123", "object": "chat.completion.chunk", "created": 1700000000, "model": "gpt-4o-mini",
+              "choices": [{"index": 0, "delta": {"content": "Pack a light "}, "finish_reason": None}]}
 STREAM = [("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Pack a light "}})]
 
 
@@ -85,6 +113,36 @@ def anthropic_to_openai() -> bytes:
     return _json.dumps(t.response(OPENAI_ANSWER))
 
 
+def responses_to_chat() -> bytes:
+    t = ResponsesToChat()
+    t.request(RESPONSES_REQUEST)
+    return _json.dumps(t.response(OPENAI_ANSWER))
+
+
+def chat_to_responses() -> bytes:
+    t = ChatToResponses()
+    t.request(OPENAI_REQUEST)
+    return _json.dumps(t.response(RESPONSES_ANSWER))
+
+
+def responses_stream_event() -> Callable[[], Any]:
+    """A chat text delta as the Responses events it becomes (one ``response.output_text.delta``)."""
+    t = ResponsesToChat()
+    t.request({**RESPONSES_REQUEST, "stream": True})
+    t.event(None, CHAT_DELTA)
+    return lambda: [_json.dumps(p) for _, p in t.event(None, CHAT_DELTA)]
+
+
+def chat_stream_event() -> Callable[[], Any]:
+    """A Responses ``output_text.delta`` event as the chat chunk it becomes."""
+    t = ChatToResponses()
+    t.request({**OPENAI_REQUEST, "stream": True})
+    t.event("response.created", {"type": "response.created", "sequence_number": 0, "response": RESPONSES_ANSWER})
+    delta = {"type": "response.output_text.delta", "sequence_number": 3, "item_id": "msg_1", "output_index": 0,
+             "content_index": 0, "delta": "Pack a light ", "logprobs": []}
+    return lambda: [_json.dumps(p) for _, p in t.event("response.output_text.delta", delta)]
+
+
 def stream_event() -> Callable[[], Any]:
     t = OpenAIToAnthropic(MODEL)
     t.request({**OPENAI_REQUEST, "stream": True})
@@ -98,10 +156,10 @@ def per_call_us(fn: Callable[[], Any], number: int, repeat: int) -> float:
         fn()
     runs = []
     for _ in range(repeat):
-        start = time.perf_counter()
+        start = time.thread_time()
         for _ in range(number):
             fn()
-        runs.append((time.perf_counter() - start) / number * 1e6)
+        runs.append((time.thread_time() - start) / number * 1e6)
     return statistics.median(runs)
 
 
@@ -111,15 +169,23 @@ def main() -> int:
     parser.add_argument("--number", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
-    sizes = {"openai->anthropic": len(json.dumps(OPENAI_REQUEST)), "anthropic->openai": len(json.dumps(ANTHROPIC_REQUEST))}
+    sizes = {"openai->anthropic": len(json.dumps(OPENAI_REQUEST)), "anthropic->openai": len(json.dumps(ANTHROPIC_REQUEST)),
+             "responses->chat": len(json.dumps(RESPONSES_REQUEST)), "chat->responses": len(json.dumps(OPENAI_REQUEST))}
     results = {"openai->anthropic": per_call_us(openai_to_anthropic, args.number, args.repeat),
-               "anthropic->openai": per_call_us(anthropic_to_openai, args.number, args.repeat)}
+               "anthropic->openai": per_call_us(anthropic_to_openai, args.number, args.repeat),
+               "responses->chat": per_call_us(responses_to_chat, args.number, args.repeat),
+               "chat->responses": per_call_us(chat_to_responses, args.number, args.repeat)}
     over = False
+    base = results["openai->anthropic"]
     for name, us in results.items():
         flag = "ok" if us <= args.budget_us else "OVER BUDGET"
         over = over or us > args.budget_us
-        print(f"{name:20s} request {sizes[name]:5d} B  {us:7.1f} µs per request (request + answer)  {flag}")
-    print(f"{'stream event':20s} {'':13s} {per_call_us(stream_event(), args.number * 4, args.repeat):7.2f} µs per text delta")
+        print(f"{name:20s} request {sizes[name]:5d} B  {us:7.1f} µs per request (request + answer)"
+              f"  x{us / base:.2f} of openai->anthropic  {flag}")
+    streams = {"stream event": stream_event, "responses stream event": responses_stream_event,
+               "chat stream event": chat_stream_event}
+    for label, make in streams.items():
+        print(f"{label:22s} {'':11s} {per_call_us(make(), args.number * 4, args.repeat):7.2f} µs per text delta")
     return 1 if over else 0
 
 

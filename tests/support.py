@@ -105,15 +105,16 @@ class SidecarFactory:
     started: list[Sidecar] = field(default_factory=list)
 
     async def __call__(self, doc: dict[str, Any], *, background: Any = (), batch_poll: PollSettings | None = None,
-                       **settings: Any) -> Sidecar:
-        """A sidecar on ``doc``; ``batch_poll``: how its batch poller runs (by default every 30 s,
-        so a test drives it round by round with ``sidecar.batch.poller.run_once``)."""
+                       rate_limits: Any = None, **settings: Any) -> Sidecar:
+        """A sidecar on ``doc``. ``batch_poll``: how its batch poller runs (by default every 30 s,
+        so a test drives it round by round with ``sidecar.batch.poller.run_once``); ``rate_limits``:
+        its RateLimitFeature, e.g. with the test's clock."""
         exporter = InMemorySpanExporter()
         provider = TracerProvider()
         provider.add_span_processor(SimpleSpanProcessor(exporter))
         holder = PolicyHolder(compile_policy(doc))
         settings.setdefault("tracer_provider", provider)
-        features = default_features(batch_poll)
+        features = default_features(batch_poll, rate_limits)
         app = sidecar_app(holder, Settings(keys=EnvFileKeys(self.environ), **settings), background=background, features=features)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()

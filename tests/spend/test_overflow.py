@@ -34,7 +34,8 @@ async def test_saturated_model_overflows_to_the_next(make_sidecar: SidecarFactor
     assert [c.body["model"] for c in fake_openai.calls()] == ["gpt-4o-mini", "gpt-4o-mini", "gpt-4o"]
     chain = sidecar.request_spans()[-1].attributes["modelroute.fallback_chain"]
     assert list(chain) == ["gpt-4o-mini:skipped(local_rpm_limit)", "gpt-4o:ok"]
-    assert 'modelroute_rate_limit_skips_total{limit="rpm",model="gpt-4o-mini"} 1.0' in metrics
+    assert 'modelroute_rate_limit_skips_total{limit="rpm",model="gpt-4o-mini",source="local"} 1.0' in metrics
+    assert 'modelroute_rate_limit_429s_total{model="gpt-4o-mini",outcome="avoided"} 1.0' in metrics
     assert 'reason="local_rpm_limit"' in metrics  # modelroute_fallbacks_total
 
 

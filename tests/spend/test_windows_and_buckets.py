@@ -1,4 +1,4 @@
-"""Calendar windows (UTC) and token buckets, on injected clocks."""
+"""Calendar windows (UTC) and budget keys, on injected clocks (rate-limit buckets: tests/ratelimits)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from modelroute.policy.model import Limits
 from modelroute.spend import windows
-from modelroute.spend.buckets import RPM_REASON, TPM_REASON, RateLimiter
 from modelroute.spend.config import Budget, SpendConfig, to_nano
 from modelroute.spend.ledger import Ledger
 
@@ -50,31 +48,3 @@ def test_header_scoped_budgets_are_one_per_value() -> None:
     assert [k.budget.name for k in a] == ["team", "all"] and a[1] == b[1]
     assert a[0].storage_key != b[0].storage_key and "{evil}" not in b[0].storage_key  # the Redis hash tag is the policy's
     assert [k.budget.name for k in ledger.keys(cfg, "p", {})] == ["all"]
-
-
-def test_buckets_skip_when_empty_and_refill_over_a_minute() -> None:
-    now = [100.0]
-    limiter = RateLimiter(clock=lambda: now[0])
-    limits = Limits(rpm=2, tpm=1000)
-    assert limiter.take("m", limits, 400) is None and limiter.take("m", limits, 400) is None
-    skip = limiter.take("m", limits, 10)
-    assert skip == RPM_REASON and skip is not None and 29 < skip.retry_after <= 30  # 1 request per 30 s
-    now[0] += 30
-    skip = limiter.take("m", limits, 400)  # a request is back, but only 200 + 500 tokens
-    assert skip is None
-    skip = limiter.take("m", limits, 100)
-    assert skip == RPM_REASON
-    now[0] += 60
-    assert limiter.take("m", limits, 5000) is None  # larger than the bucket: let through when it is full
-    assert limiter.take("m", Limits(rpm=100, tpm=1000), 10) == TPM_REASON
-
-
-def test_usage_corrects_the_estimate() -> None:
-    now = [0.0]
-    limiter = RateLimiter(clock=lambda: now[0])
-    limits = Limits(tpm=1000)
-    assert limiter.take("m", limits, 900) is None
-    assert limiter.take("m", limits, 200) == TPM_REASON
-    limiter.correct("m", -500)  # used 400, not 900
-    assert limiter.take("m", limits, 200) is None
-    assert limiter.levels("m") == (None, 400.0)

@@ -9,11 +9,17 @@ the request's policy. The pipeline calls, for every request it routes:
   budget_exceeded, or the 202 of a deferral);
 - ``skip(request, model)`` before each candidate's attempt: a reason to pass over that model (a
   rate limit, with the wait until there is room), or None;
+- ``attempted(request, model, headers)`` after each attempt that reached the provider, whether it
+  succeeded or failed: ``headers`` are the upstream's response headers (lower-case names; empty
+  when no answer came), so a hook can learn what the provider says of its own limits
+  (``x-ratelimit-*``, ``anthropic-ratelimit-*``, ``retry-after``). It runs on the request path
+  between attempts: it must be quick and must not raise;
 - ``settled(record)`` once the answer is complete or failed, on the read-only
   :class:`RequestRecord` (its ``answer`` in chat's shape whatever API the client spoke, made when
   first read): settle reservations, run checks off the hot path, index it for feedback. It must
   not block: queue slow work.
 
+``attempted`` is optional (a hook without the method takes no part in it); the others are not.
 A hook says per policy which phases it takes part in (``phases(policy)``) and whether it reads
 answers (``collects_answers``): :meth:`Hooks.plan` compiles that once per policy version, so a
 request calls only the hooks with work for its policy. Per-request state a hook keeps between its
@@ -138,18 +144,24 @@ class Hook(Protocol):
     def settled(self, record: RequestRecord) -> None: ...
 
 
-PHASES = frozenset({"admit", "skip", "settled"})
+#: The optional phase: ``hook.attempted(request, model, headers)``; a hook without it takes no part.
+Attempted = Callable[[RequestRecord, str, Mapping[str, str]], None]
+
+
+PHASES = frozenset({"admit", "skip", "attempted", "settled"})
 
 
 class HookPlan:
     """The hooks that have work for one policy version, by phase."""
 
-    __slots__ = ("admit", "skip", "settled", "collect_answer")
+    __slots__ = ("admit", "skip", "attempted", "settled", "collect_answer")
 
     def __init__(self, hooks: Sequence[Hook], policy: CompiledPolicy) -> None:
         phases = [(hook, _phases(hook, policy)) for hook in hooks]
         self.admit: tuple[Callable[[Admission], Awaitable[None]], ...] = tuple(h.admit for h, p in phases if "admit" in p)
         self.skip: tuple[Callable[[RequestRecord, str], str | None], ...] = tuple(h.skip for h, p in phases if "skip" in p)
+        self.attempted: tuple[Attempted, ...] = tuple(
+            getattr(h, "attempted") for h, p in phases if "attempted" in p and hasattr(h, "attempted"))
         self.settled: tuple[Hook, ...] = tuple(h for h, p in phases if "settled" in p)
         self.collect_answer = any(getattr(hook, "collects_answers", False) for hook in hooks)
 
@@ -163,6 +175,14 @@ class HookPlan:
             if reason:
                 return reason
         return None
+
+    def run_attempted(self, request: RequestRecord, model: str, headers: Mapping[str, str]) -> None:
+        for attempted in self.attempted:
+            try:
+                attempted(request, model, headers)
+            except Exception:
+                log.exception("hook %s failed after an attempt of %s", type(getattr(attempted, "__self__", attempted)).__name__,
+                              request.request_id)
 
     def run_settled(self, record: RequestRecord) -> None:
         for hook in self.settled:

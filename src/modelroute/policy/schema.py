@@ -289,11 +289,38 @@ BUDGET_STORE = _obj(
     desc="Where budgets are kept; without it each sidecar keeps its own.",
 )
 
+RATE_LIMITS = _obj(
+    {
+        "store": {"type": "string", "enum": ["local", "shared"],
+                  "description": "local (default): each sidecar keeps its own buckets; shared: one bucket per provider key and model "
+                                 "in the Redis of budgetStore, leased by every sidecar of the fleet."},
+        "providerHeaders": {"type": "string", "enum": ["follow", "ignore"],
+                            "description": "follow (default): learn what is left of each limit from the providers' rate-limit headers "
+                                           "and pass over an exhausted model before it answers 429; ignore: the policy's limits only."},
+        "reserve": {
+            "type": "array",
+            "description": "Shares of models' limits held for a route: other routes' requests overflow once only the reserve is left.",
+            "items": _obj(
+                {
+                    "route": {"type": "string", "minLength": 1, "description": "The route the share is held for (a route name, or default)."},
+                    "share": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1,
+                              "description": "Share of each limit (requests and tokens) held, e.g. 0.3."},
+                    "models": {**_STRINGS, "description": "Registry models whose limits it applies to (default: every model)."},
+                },
+                ["route", "share"],
+                "A share of a model's limit that only one route may use.",
+            ),
+        },
+    },
+    desc="Rate limits across the fleet: every model's limits are watched (see docs/spend-control.md).",
+)
+
 #: Sections of the spec owned by later layers (experiments, budgets, quality...). Each registers its
 #: schema here so validation stays strict about typos everywhere else.
 EXTENSIONS: dict[str, dict[str, Any]] = {
     "budgets": {"type": "array", "items": BUDGET, "description": "Spend limits; see docs/spend-control.md."},
     "budgetStore": BUDGET_STORE,
+    "rateLimits": RATE_LIMITS,
 }
 
 

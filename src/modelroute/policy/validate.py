@@ -14,6 +14,7 @@ import jsonschema
 
 from modelroute.policy.errors import Problem
 from modelroute.policy.schema import spec_schema
+from modelroute.policy.validate_ratelimits import rate_limit_problems
 from modelroute.policy.validate_spend import spend_problems
 from modelroute.policy.validate_measure import measure_problems
 from modelroute.policy.validate_names import api_problems, name_problems
@@ -99,6 +100,7 @@ def _semantic_problems(spec: Mapping[str, Any], root: str) -> Iterator[Problem]:
         if name != "*":
             yield from known(name, f"{root}.pinnedModels[{i}]")
     yield from spend_problems(spec, root)
+    yield from rate_limit_problems(spec, root)
     yield from measure_problems(spec, root)
     yield from name_problems(spec, root)
     yield from api_problems(spec, root)

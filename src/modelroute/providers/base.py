@@ -102,7 +102,8 @@ class ProviderError(Exception):
 
     ``status`` is the upstream HTTP status (None when there was no answer); ``error`` is an
     OpenAI-format error object safe to show the client (for BAD_REQUEST it is the upstream's own,
-    translated when needed).
+    translated when needed); ``headers`` are the upstream's response headers when it answered
+    (what it says of its rate limits), never shown to the client.
     """
 
     def __init__(
@@ -113,8 +114,10 @@ class ProviderError(Exception):
         status: int | None = None,
         retry_after: float | None = None,
         error: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
+        self.headers: Mapping[str, str] = headers if headers is not None else {}
         self.kind = kind
         self.message = message
         self.status = status

@@ -27,7 +27,7 @@ so reading tolerates what valid streams may omit: a text or arguments that arriv
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from modelroute.providers.base import ErrorKind, ProviderError
@@ -42,13 +42,20 @@ _CODE_STATUS = {"rate_limit_exceeded": 429, "server_error": 500, "vector_store_t
 
 @dataclass(slots=True)
 class _Seen:
-    """What of one output item has reached the client."""
+    """What of one output item has reached the client, as pieces (joined only when a ``.done``
+    event needs comparing: linear in the answer's length)."""
 
     kind: str
     tool_index: int = -1
-    text: str = ""  # message: output text so far; function_call: arguments so far
-    refusal: str = ""
-    reasoning: str = ""
+    text: list[str] = field(default_factory=list)  # message: output text; function_call: arguments
+    refusal: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
+
+
+def _rest(sent: list[str], final: str) -> str:
+    """What of ``final`` was not sent yet (nothing when what was sent is not its start)."""
+    so_far = "".join(sent)
+    return final[len(so_far):] if final.startswith(so_far) else ""
 
 
 class ChatToResponses(Translator):
@@ -161,12 +168,12 @@ class ChatToResponses(Translator):
             return self._arguments(data.get("output_index"), str(data.get("delta") or ""))
         if kind in ("response.reasoning_text.delta", "response.reasoning_summary_text.delta"):
             seen = self._seen(data.get("output_index"), "reasoning")
-            seen.reasoning += str(data.get("delta") or "")
-            return [self._chunk({"reasoning_content": str(data.get("delta") or "")})]
+            seen.reasoning.append(str(data.get("delta") or ""))
+            return [self._chunk({"reasoning_content": seen.reasoning[-1]})]
         if kind == "response.refusal.delta":
             seen = self._seen(data.get("output_index"), "message")
-            seen.refusal += str(data.get("delta") or "")
-            return [self._chunk({"refusal": str(data.get("delta") or "")})]
+            seen.refusal.append(str(data.get("delta") or ""))
+            return [self._chunk({"refusal": seen.refusal[-1]})]
         if kind in ("response.output_item.added", "response.output_item.done"):
             return self._item(data.get("output_index"), obj(data.get("item")))
         if kind == "response.output_text.done":
@@ -198,18 +205,22 @@ class ChatToResponses(Translator):
     def _text(self, data: Mapping[str, Any], delta: str, final: str | None = None) -> list[Event]:
         seen = self._seen(data.get("output_index"), "message")
         if final is not None:  # a .done: whatever of the text did not come as deltas
-            delta = final[len(seen.text):] if final.startswith(seen.text) else ""
-        seen.text += delta
-        return [self._chunk({"content": delta})] if delta else []
+            delta = _rest(seen.text, final)
+        if not delta:
+            return []
+        seen.text.append(delta)
+        return [self._chunk({"content": delta})]
 
     def _arguments(self, index: Any, delta: str, final: str | None = None) -> list[Event]:
         seen = self._seen(index, "function_call")
         if seen.tool_index < 0:
             return []  # arguments of a call whose item never came: nothing to attach them to
         if final is not None:
-            delta = final[len(seen.text):] if final.startswith(seen.text) else ""
-        seen.text += delta
-        return [self._chunk({"tool_calls": [{"index": seen.tool_index, "function": {"arguments": delta}}]})] if delta else []
+            delta = _rest(seen.text, final)
+        if not delta:
+            return []
+        seen.text.append(delta)
+        return [self._chunk({"tool_calls": [{"index": seen.tool_index, "function": {"arguments": delta}}]})]
 
     def _item(self, index: Any, item: Mapping[str, Any]) -> list[Event]:
         kind = str(item.get("type"))
@@ -228,17 +239,18 @@ class ChatToResponses(Translator):
             texts = [str(p.get("text") or "") for p in item.get("content") or () if obj(p).get("type") == "output_text"]
             if texts:
                 out.extend(self._text({"output_index": index}, "", final="".join(texts)))
-            refusal = "".join(str(p.get("refusal") or "") for p in item.get("content") or () if obj(p).get("type") == "refusal")
-            if refusal.startswith(seen.refusal) and len(refusal) > len(seen.refusal):
-                out.append(self._chunk({"refusal": refusal[len(seen.refusal):]}))
-                seen.refusal = refusal
+            refusal = _rest(seen.refusal, "".join(str(p.get("refusal") or "") for p in item.get("content") or ()
+                                                  if obj(p).get("type") == "refusal"))
+            if refusal:
+                seen.refusal.append(refusal)
+                out.append(self._chunk({"refusal": refusal}))
             return out
         if kind == "reasoning":
             seen = self._seen(index, kind)
-            text = _reasoning_text(item)
-            if text.startswith(seen.reasoning) and len(text) > len(seen.reasoning):
-                delta, seen.reasoning = text[len(seen.reasoning):], text
-                return [self._chunk({"reasoning_content": delta})]
+            rest = _rest(seen.reasoning, _reasoning_text(item))
+            if rest:
+                seen.reasoning.append(rest)
+                return [self._chunk({"reasoning_content": rest})]
             return []
         self.drop(f"output.{kind}")
         return []

@@ -110,7 +110,9 @@ class Provider(abc.ABC):
                 raw = await resp.read()
             finally:
                 resp.release()
-            raise self.redacted(self.error(model.name, resp.status, resp.headers, raw))
+            exc = self.redacted(self.error(model.name, resp.status, resp.headers, raw))
+            exc.headers = resp.headers
+            raise exc
         return resp
 
     async def call(self, api: str, body: Mapping[str, Any], model: ModelSpec, *, timeout: float,

@@ -43,17 +43,33 @@ from modelroute.providers.translate import Event, Translator, obj
 
 @dataclass(slots=True)
 class _Item:
-    """An output item being streamed."""
+    """An output item being streamed. The text of its open part (a message's text or refusal,
+    the reasoning text, the arguments) is kept as pieces, joined once when it closes: a long
+    answer costs linear time, not quadratic."""
 
     index: int  # output_index
     kind: str  # message | function_call | reasoning
     id: str
-    parts: list[dict[str, Any]] = field(default_factory=list)  # message parts, text accumulated
-    text: str = ""  # reasoning text
     call_id: str = ""
     name: str = ""
-    arguments: str = ""
+    parts: list[dict[str, Any]] = field(default_factory=list)  # a message's closed parts
+    open: str | None = None  # the type of a message's open part (output_text | refusal)
+    pieces: list[str] = field(default_factory=list)
     done: bool = False
+
+    @property
+    def text(self) -> str:
+        return "".join(self.pieces)
+
+    def all_parts(self) -> list[dict[str, Any]]:
+        """A message's parts, the open one with its text so far."""
+        if self.open is None:
+            return [dict(p) for p in self.parts]
+        return [*(dict(p) for p in self.parts), _part(self.open, self.text)]
+
+
+def _part(kind: str, text: str) -> dict[str, Any]:
+    return text_part(text) if kind == "output_text" else refusal_part(text)
 
 
 class ResponsesToChat(Translator):
@@ -196,13 +212,13 @@ class ResponsesToChat(Translator):
         else:
             state = "incomplete" if status in ("incomplete", "failed") else "in_progress"
         if item.kind == "message":
-            return message_item(item.id, state, [dict(p) for p in item.parts])
+            return message_item(item.id, state, item.all_parts())
         if item.kind == "reasoning":
             reasoning = reasoning_item(item.id, state, item.text)
             if state == "in_progress" and not item.text:
                 reasoning["content"] = []  # its reasoning_text part is added by content_part.added
             return reasoning
-        return function_call_item(item.id, state, item.call_id, item.name, item.arguments)
+        return function_call_item(item.id, state, item.call_id, item.name, item.text)
 
     def _start(self, chunk: Mapping[str, Any]) -> list[Event]:
         self._started = True
@@ -227,7 +243,7 @@ class ResponsesToChat(Translator):
             part = {"type": "reasoning_text", "text": ""}
             out += [*added, self._emit("response.content_part.added", {"item_id": item.id, "output_index": item.index,
                                                                        "content_index": 0, "part": part})]
-        item.text += text
+        item.pieces.append(text)
         out.append(self._emit("response.reasoning_text.delta", {"item_id": item.id, "output_index": item.index,
                                                                 "content_index": 0, "delta": text}))
         return out
@@ -240,18 +256,16 @@ class ResponsesToChat(Translator):
             item, added = self._open("message", "msg")
             self._current = item
             out.extend(added)
-        if not item.parts or item.parts[-1]["type"] != kind:
+        where = {"item_id": item.id, "output_index": item.index, "content_index": len(item.parts)}
+        if item.open != kind:
             out.extend(self._close_part(item))
-            item.parts.append(text_part("") if kind == "output_text" else refusal_part(""))
-            out.append(self._emit("response.content_part.added", {"item_id": item.id, "output_index": item.index,
-                                                                  "content_index": len(item.parts) - 1, "part": dict(item.parts[-1])}))
-        part = item.parts[-1]
-        where = {"item_id": item.id, "output_index": item.index, "content_index": len(item.parts) - 1}
+            item.open = kind
+            where["content_index"] = len(item.parts)
+            out.append(self._emit("response.content_part.added", {**where, "part": _part(kind, "")}))
+        item.pieces.append(text)
         if kind == "output_text":
-            part["text"] += text
             out.append(self._emit("response.output_text.delta", {**where, "delta": text, "logprobs": []}))
         else:
-            part["refusal"] += text
             out.append(self._emit("response.refusal.delta", {**where, "delta": text}))
         return out
 
@@ -267,20 +281,23 @@ class ResponsesToChat(Translator):
             out.extend(added)
         arguments = fn.get("arguments")
         if arguments and not item.done:
-            item.arguments += str(arguments)
+            item.pieces.append(str(arguments))
             out.append(self._emit("response.function_call_arguments.delta",
                                   {"item_id": item.id, "output_index": item.index, "delta": str(arguments)}))
         return out
 
     def _close_part(self, item: _Item) -> list[Event]:
-        if not item.parts:
+        if item.open is None:
             return []
-        part = item.parts[-1]
-        where = {"item_id": item.id, "output_index": item.index, "content_index": len(item.parts) - 1}
+        text = item.text
+        part = _part(item.open, text)
+        where = {"item_id": item.id, "output_index": item.index, "content_index": len(item.parts)}
+        item.parts.append(part)
+        item.open, item.pieces = None, []
         if part["type"] == "output_text":
-            done = self._emit("response.output_text.done", {**where, "text": part["text"], "logprobs": []})
+            done = self._emit("response.output_text.done", {**where, "text": text, "logprobs": []})
         else:
-            done = self._emit("response.refusal.done", {**where, "refusal": part["refusal"]})
+            done = self._emit("response.refusal.done", {**where, "refusal": text})
         return [done, self._emit("response.content_part.done", {**where, "part": dict(part)})]
 
     def _close_current(self) -> list[Event]:
@@ -294,12 +311,13 @@ class ResponsesToChat(Translator):
         if item.kind == "message":
             out.extend(self._close_part(item))
         elif item.kind == "reasoning":
+            text = item.text
             where = {"item_id": item.id, "output_index": item.index, "content_index": 0}
-            out += [self._emit("response.reasoning_text.done", {**where, "text": item.text}),
-                    self._emit("response.content_part.done", {**where, "part": {"type": "reasoning_text", "text": item.text}})]
+            out += [self._emit("response.reasoning_text.done", {**where, "text": text}),
+                    self._emit("response.content_part.done", {**where, "part": {"type": "reasoning_text", "text": text}})]
         else:
             out.append(self._emit("response.function_call_arguments.done",
-                                  {"item_id": item.id, "output_index": item.index, "arguments": item.arguments}))
+                                  {"item_id": item.id, "output_index": item.index, "arguments": item.text}))
         item.done = True
         status = STATUS_OF_FINISH.get(str(self._finish), ("completed", None))[0]
         out.append(self._emit("response.output_item.done", {"output_index": item.index, "item": self._final(item, status)}))

@@ -50,7 +50,7 @@ def _cache_write(details: Mapping[str, Any]) -> int:
 
 def responses_usage(chat: Any) -> dict[str, Any] | None:
     """Chat Completions usage -> Responses usage (None stays None)."""
-    if not isinstance(chat, Mapping):
+    if not isinstance(chat, dict):
         return None
     prompt, completion = obj(chat.get("prompt_tokens_details")), obj(chat.get("completion_tokens_details"))
     inputs, outputs = _int(chat.get("prompt_tokens")), _int(chat.get("completion_tokens"))
@@ -65,7 +65,7 @@ def responses_usage(chat: Any) -> dict[str, Any] | None:
 
 def chat_usage(usage: Any) -> dict[str, Any] | None:
     """Responses usage -> Chat Completions usage (None stays None)."""
-    if not isinstance(usage, Mapping):
+    if not isinstance(usage, dict):
         return None
     inputs, outputs = obj(usage.get("input_tokens_details")), obj(usage.get("output_tokens_details"))
     prompt, completion = _int(usage.get("input_tokens")), _int(usage.get("output_tokens"))
@@ -80,13 +80,12 @@ def chat_usage(usage: Any) -> dict[str, Any] | None:
 
 def usage_of(usage: Any) -> Usage | None:
     """The sidecar's :class:`Usage` for a Responses usage object."""
-    chat = chat_usage(usage)
-    if chat is None:
+    if not isinstance(usage, dict):
         return None
-    return Usage(input_tokens=chat["prompt_tokens"], output_tokens=chat["completion_tokens"],
-                 cached_input_tokens=chat["prompt_tokens_details"]["cached_tokens"],
-                 cache_write_tokens=chat["prompt_tokens_details"]["cache_write_tokens"],
-                 reasoning_tokens=chat["completion_tokens_details"]["reasoning_tokens"])
+    inputs, outputs = obj(usage.get("input_tokens_details")), obj(usage.get("output_tokens_details"))
+    return Usage(input_tokens=_int(usage.get("input_tokens")), output_tokens=_int(usage.get("output_tokens")),
+                 cached_input_tokens=_int(inputs.get("cached_tokens")), cache_write_tokens=_cache_write(inputs),
+                 reasoning_tokens=_int(outputs.get("reasoning_tokens")))
 
 
 #: Request parameters a ``response`` object repeats, with the value it shows when unset.

@@ -42,6 +42,16 @@ METRIC_LABELS = frozenset({
     "stop_sequences.beyond_4", "tool_result.is_error", "tool_result.non_text", "document.title", "reasoning_content",
     "tool_calls.interleaved", "tools.web_search_20250305", "tools.web_fetch_20250910", "tools.code_execution_20250825",
     "tools.bash_20250124", "tools.text_editor_20250728", "tools.computer_20250124", "tools.memory_20250818",
+    # Responses API requests and answers without a Chat Completions equivalent, and the reverse
+    "input.reasoning", "input.item_reference", "input.web_search_call", "input.file_search_call", "input.computer_call",
+    "input.computer_call_output", "input.mcp_call", "input.custom_tool_call", "input.custom_tool_call_output",
+    "input_file.file_url", "input_image.file_id", "function_call_output.non_text", "phase", "annotations", "truncation",
+    "include", "top_logprobs", "max_tool_calls", "reasoning.summary", "reasoning.context", "reasoning.mode", "text.format",
+    "thinking_blocks", "background", "conversation", "prompt", "context_management", "tools.web_search",
+    "tools.web_search_preview", "tools.file_search", "tools.code_interpreter", "tools.computer_use_preview", "tools.computer",
+    "tools.mcp", "tools.image_generation", "tools.local_shell", "tools.shell", "tools.apply_patch", "output.web_search_call",
+    "output.file_search_call", "output.code_interpreter_call", "output.mcp_call", "output.image_generation_call",
+    "max_output_tokens.minimum", "stop",
 })
 
 

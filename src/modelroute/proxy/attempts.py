@@ -27,6 +27,7 @@ T = TypeVar("T")
 Call = Callable[[Provider, ModelSpec, float, Mapping[str, str]], Awaitable[T]]
 ReviewFn = Callable[[str, T], Awaitable[Review | None]]
 UsageOf = Callable[[T], Usage | None]
+HeadersOf = Callable[[T], Mapping[str, str]]
 
 
 class Outcome(Generic[T]):
@@ -38,10 +39,12 @@ class Outcome(Generic[T]):
 
 
 async def attempt_each(
-    ex: Exchange, call: Call[T], *, usage_of: UsageOf[T] | None = None, review: ReviewFn[T] | None = None
+    ex: Exchange, call: Call[T], *, usage_of: UsageOf[T] | None = None, review: ReviewFn[T] | None = None,
+    headers_of: HeadersOf[T] | None = None,
 ) -> Outcome[T]:
     """Run ``call`` on each candidate of the exchange's decision until one succeeds (and, with
-    ``review``, is accepted). Raises ClientError when none does."""
+    ``review``, is accepted). Raises ClientError when none does. ``headers_of`` reads an answer's
+    upstream headers for the hooks' ``attempted`` phase (a failure carries its own)."""
     assert ex.decision is not None
     candidates = ex.decision.candidates
     breakers, policy = ex.services.breakers, ex.policy
@@ -60,7 +63,7 @@ async def attempt_each(
             break
         spec = policy.models[name]
         timeout = min(spec.timeout_seconds or policy.timeouts.attempt_seconds, remaining)
-        result = await _one(ex, name, spec, timeout, call, usage_of)
+        result = await _one(ex, name, spec, timeout, call, usage_of, headers_of)
         if result is None:
             continue
         last = index == len(candidates) - 1
@@ -73,7 +76,7 @@ async def attempt_each(
 
 
 async def _one(ex: Exchange, name: str, spec: ModelSpec, timeout: float, call: Call[T],
-               usage_of: UsageOf[T] | None) -> Outcome[T] | None:
+               usage_of: UsageOf[T] | None, headers_of: HeadersOf[T] | None) -> Outcome[T] | None:
     """One attempt; None when it failed in a way that lets the next candidate try."""
     span = ex.start_attempt_span(name)
     started = time.monotonic()
@@ -88,6 +91,8 @@ async def _one(ex: Exchange, name: str, spec: ModelSpec, timeout: float, call: C
         attempt.seconds = time.monotonic() - started
         _fail_span(span, exc)
         _count_failure(ex, name, exc)
+        if ex.hooks.attempted and exc.status is not None:
+            ex.hooks.run_attempted(ex, name, exc.headers)
         if not exc.retryable:
             raise from_upstream(exc.error or {"message": exc.message}, exc.status or 400) from None
         return None
@@ -98,6 +103,8 @@ async def _one(ex: Exchange, name: str, spec: ModelSpec, timeout: float, call: C
         raise
     attempt.seconds = time.monotonic() - started
     attempt.usage = usage_of(result) if usage_of is not None else None
+    if ex.hooks.attempted:
+        ex.hooks.run_attempted(ex, name, headers_of(result) if headers_of is not None else {})
     ex.services.breakers.success(name)
     if attempt.usage is not None and span.is_recording():
         span.set_attributes({"gen_ai.usage.input_tokens": attempt.usage.input_tokens,
@@ -122,9 +129,14 @@ def _count_failure(ex: Exchange, name: str, exc: ProviderError) -> None:
         breakers.failure(name, config, exc.kind.value)
 
 
-#: Skip reasons of the sidecar's own rate limits (modelroute.spend.buckets).
-_LOCAL_LIMITS = ("local_rpm_limit", "local_tpm_limit")
-_RATE_LIMITED = ("rate_limited", "cooling_down", *_LOCAL_LIMITS)
+def _rate_limit_skip(reason: str) -> bool:
+    """A skip reason of the sidecar's own rate limits (:mod:`modelroute.ratelimits`): every such
+    reason ends in ``_limit`` (``local_rpm_limit``, ``provider_tokens_limit``, ``reserved_rpm_limit``...)."""
+    return reason.endswith("_limit")
+
+
+def _rate_limited(reason: str) -> bool:
+    return reason in ("rate_limited", "cooling_down") or _rate_limit_skip(reason)
 
 
 def all_failed(attempts: list[Attempt]) -> ClientError:
@@ -133,7 +145,7 @@ def all_failed(attempts: list[Attempt]) -> ClientError:
     summary = ", ".join(f"{a.model} ({a.reason}{': ' + a.detail if a.detail else ''})" for a in attempts) or "none"
     if not attempts:
         return UpstreamFailure("no model can serve this request", status=503, code="no_candidates")
-    if all(a.reason in _RATE_LIMITED for a in attempts) and (tried or any(a.reason in _LOCAL_LIMITS for a in attempts)):
+    if all(_rate_limited(a.reason) for a in attempts) and (tried or any(_rate_limit_skip(a.reason) for a in attempts)):
         waits = [a.retry_after for a in attempts if a.retry_after]
         retry = str(max(1, math.ceil(min(waits)))) if waits else "1"
         return UpstreamFailure(f"every model is rate limited: {summary}", status=429, type="rate_limit_error",

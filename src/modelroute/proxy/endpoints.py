@@ -90,7 +90,7 @@ async def embeddings(request: web.Request) -> web.Response:
         async def call(provider: Provider, spec: ModelSpec, timeout: float, headers: Mapping[str, str]) -> Completion:
             return await provider.embeddings(body, spec, timeout=timeout, headers=headers)
 
-        outcome = await attempt_each(ex, call, usage_of=lambda c: c.usage)
+        outcome = await attempt_each(ex, call, usage_of=lambda c: c.usage, headers_of=lambda c: c.headers)
         ex.served, ex.usage = outcome.model, outcome.result.usage
         ex.settle("ok")
         return web.Response(body=outcome.result.raw, content_type="application/json", headers=ex.response_headers(with_cost=True))

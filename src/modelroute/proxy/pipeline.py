@@ -127,6 +127,7 @@ class Whole:
     wire: str
     upstream: Mapping[str, Any]
     spec: ModelSpec
+    headers: Mapping[str, str]  # the upstream's response headers
 
     def as_chat(self, client: str) -> Mapping[str, Any]:
         """The answer in chat's shape (a review, the quality hooks); raises a shape error when unreadable."""
@@ -150,11 +151,11 @@ async def _whole(ex: Exchange, codec: ClientCodec, incoming: Incoming) -> web.Re
         headers = _forwarded(ex, codec, wire, headers)
         if t is None:
             done = await provider.call(wire, incoming.body, spec, timeout=timeout, headers=headers)
-            return Whole(done.body, done.raw, done.usage, done.dropped, wire, done.body, spec)
+            return Whole(done.body, done.raw, done.usage, done.dropped, wire, done.body, spec, done.headers)
         done = await provider.call(wire, t.request(incoming.body), spec, timeout=timeout, headers=headers)
         with answer_errors(f"{provider.name}/{spec.name}"):
             answer = t.response(done.body)
-        return Whole(answer, None, done.usage, tuple(t.dropped), wire, done.body, spec)
+        return Whole(answer, None, done.usage, tuple(t.dropped), wire, done.body, spec, done.headers)
 
     async def review(model: str, whole: Whole) -> Review | None:
         assert decision.reviewer is not None
@@ -164,7 +165,8 @@ async def _whole(ex: Exchange, codec: ClientCodec, incoming: Incoming) -> web.Re
         ex.extra_cost += Decimal(str(verdict.cost_usd))
         return verdict
 
-    outcome = await attempt_each(ex, call, usage_of=lambda w: w.usage, review=review if decision.reviewer else None)
+    outcome = await attempt_each(ex, call, usage_of=lambda w: w.usage, review=review if decision.reviewer else None,
+                                 headers_of=lambda w: w.headers)
     whole = outcome.result
     ex.served, ex.usage, ex.dropped = outcome.model, whole.usage, whole.dropped
     if ex.collect_answer or ex.hooks.settled:
@@ -219,7 +221,7 @@ async def _stream(request: web.Request, ex: Exchange, codec: ClientCodec, incomi
             await relay.aclose()
         return verdict
 
-    outcome = await attempt_each(ex, call, review=review if commit else None)
+    outcome = await attempt_each(ex, call, review=review if commit else None, headers_of=lambda r: r.events.headers)
     return await _relay(request, ex, codec, outcome.model, outcome.result)
 
 

@@ -1,7 +1,8 @@
-"""Spend control: rate-limit-aware overflow, budgets reserved before dispatch, shared budget stores.
+"""Spend control: budgets reserved before dispatch, shared budget stores (rate limits are
+:mod:`modelroute.ratelimits`).
 
-:class:`SpendHook` is the sidecar's request hook (see :mod:`modelroute.proxy.hooks`); the rest are
-its parts: token buckets (:mod:`.buckets`), worst-case estimates (:mod:`.estimate`), calendar
+:class:`SpendHook` is the sidecar's request hook (see :mod:`modelroute.contract.hooks`); the rest are
+its parts: worst-case estimates (:mod:`.estimate`), calendar
 windows (:mod:`.windows`), stores (:mod:`.store` local, :mod:`.redis_store` shared), the ledger
 that picks keys and stores (:mod:`.ledger`), and metrics (:mod:`.metrics`). Errors: :mod:`.errors`.
 """

@@ -1,15 +1,14 @@
-"""The spend-control request hook: rate-limit overflow, budget reservations, settlement.
+"""The spend-control request hook: budget reservations and their settlement.
 
 - ``admit``: reserve the request's worst-case cost against every budget that applies, before any
   provider is called. When a budget cannot cover it: first drop fallbacks the budget cannot cover
   (the chosen model still serves), else downgrade (``onExceed.downgradeTo``: the decision becomes
   that model's chain, filtered by the router's ``eligible``), else reject (429 budget_exceeded).
-- ``skip``: before each attempt, take a request and its estimated tokens from the model's rpm/tpm
-  buckets, or pass over the model with the reason (shown in ``modelroute.fallback_chain``).
-- ``settled``: give back unused bucket tokens from the real usage, and settle the reservation with
-  the real cost (``ex.cost()``), whether the answer succeeded, failed or streamed.
+- ``settled``: settle the reservation with the real cost (``ex.cost()``), whether the answer
+  succeeded, failed or streamed.
 
-One instance per sidecar app; its state (buckets, local budgets) outlives policy reloads.
+Rate limits (``limits: {rpm, tpm}``) are the rate-limit feature's (:mod:`modelroute.ratelimits`).
+One instance per sidecar app; its state (local budgets) outlives policy reloads.
 """
 
 from __future__ import annotations
@@ -19,16 +18,15 @@ import dataclasses
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from modelroute.policy import CompiledPolicy
 from modelroute.routing import Decision, Skip
 from modelroute.spend.batch_holds import BatchHolds
-from modelroute.spend.buckets import RPM_REASON, RateLimiter
 from modelroute.spend.config import NANO, ConfigCache, SpendConfig, from_nano, to_nano
 from modelroute.spend.errors import BudgetExceeded
-from modelroute.spend.estimate import chain_worst_case, rate_tokens, worst_case_nano
+from modelroute.spend.estimate import chain_worst_case, worst_case_nano
 from modelroute.spend.ledger import Ledger
 from modelroute.spend.metrics import SpendMetrics
 from modelroute.spend.store import BudgetKey, BudgetStore, LocalStore, Reservation, ReserveResult
@@ -46,18 +44,16 @@ RESERVATION_GRACE_SECONDS = 600.0
 
 @dataclass(slots=True)
 class _Open:
-    """What one request holds: a reservation, and tokens taken from rate buckets."""
+    """What one request holds: a reservation."""
 
     keys: tuple[BudgetKey, ...] = ()
     reservation: Reservation | None = None
     store: BudgetStore | None = None
-    taken: list[tuple[str, int]] = field(default_factory=list)
 
 
 class SpendHook:
     def __init__(self) -> None:
         self.configs = ConfigCache()
-        self.limiter = RateLimiter()
         self.ledger = Ledger()
         self.metrics: SpendMetrics | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -77,11 +73,8 @@ class SpendHook:
     bound = _metrics
 
     def phases(self, policy: CompiledPolicy) -> frozenset[str]:
-        """Budgets take part in admission and settlement; rate limits in each attempt and settlement."""
-        limited = any(m.limits.rpm is not None or m.limits.tpm is not None for m in policy.models.values())
-        budgets = bool(self.configs.get(policy).budgets)
-        return frozenset((("admit",) if budgets else ()) + (("skip",) if limited else ())
-                         + (("settled",) if budgets or limited else ()))
+        """Budgets take part in admission and settlement."""
+        return frozenset({"admit", "settled"}) if self.configs.get(policy).budgets else frozenset()
 
     # -- admission ---------------------------------------------------------------------------
 
@@ -158,26 +151,13 @@ class SpendHook:
         if reserved.reservation is not None:
             metrics.levels(ex.policy.name, keys, reserved.levels)
 
-    # -- overflow ----------------------------------------------------------------------------
-
     def skip(self, ex: RequestRecord, model: str) -> str | None:
-        limits = ex.policy.models[model].limits
-        if limits.rpm is None and limits.tpm is None:
-            return None
-        tokens = rate_tokens(ex.view) if ex.view is not None else 0
-        reason = self.limiter.take(model, limits, tokens)
-        if reason is not None:
-            self._metrics().rate_skips.labels(model, "rpm" if reason == RPM_REASON else "tpm").inc()
-            return reason
-        ex.slot(self, _Open).taken.append((model, tokens))
         return None
 
     # -- settlement --------------------------------------------------------------------------
 
     def settled(self, ex: RequestRecord) -> None:
         state = ex.slot(self, _Open)
-        if state.taken:
-            self._correct_tokens(ex, state)
         keys = state.keys
         if not keys:  # not admitted (an operation without admission): count the spend all the same
             cfg = self.configs.get(ex.policy)
@@ -226,17 +206,6 @@ class SpendHook:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("settling a budget reservation failed", exc_info=task.exception())
-
-    def _correct_tokens(self, ex: RequestRecord, state: _Open) -> None:
-        """Replace each attempt's estimated tokens by its real usage (none: give them back)."""
-        attempts = [a for a in ex.attempts if a.outcome != "skipped" or a.reason == "deadline"]
-        for model, estimate in state.taken:
-            for i, attempt in enumerate(attempts):
-                if attempt.model == model:
-                    used = attempt.usage.input_tokens + attempt.usage.output_tokens if attempt.usage else 0
-                    self.limiter.correct(model, used - estimate)
-                    del attempts[i]
-                    break
 
     async def drain(self) -> None:
         """Wait for settlements in flight (tests, shutdown)."""

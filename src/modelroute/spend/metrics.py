@@ -34,9 +34,6 @@ class SpendMetrics:
             ["store"], registry=r,
         )
         self.store_errors = Counter("modelroute_budget_store_errors", "Budget store operations that failed.", ["store"], registry=r)
-        self.rate_skips = Counter(
-            "modelroute_rate_limit_skips", "Candidates skipped because the sidecar's rpm/tpm bucket for them was empty.", ["model", "limit"], registry=r
-        )
         self._series: dict[tuple[str, str, str], tuple[Any, Any, Any] | None] = {}
         self._per_budget: dict[tuple[str, str], int] = {}
         self._decisions: dict[tuple[str, str, str], Any] = {}

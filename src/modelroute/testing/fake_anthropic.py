@@ -31,6 +31,7 @@ from aiohttp import web
 from modelroute.providers.anthropic_errors import anthropic_error_body
 from modelroute.testing.fake_anthropic_batches import MessageBatches
 from modelroute.testing.fake_anthropic_rules import check_request, sample, text_of
+from modelroute.testing.org_limits import HEADERS, OrgLimiter, add_headers, anthropic_headers, requested_output
 from modelroute.testing.server import Received, ServerBase, next_fault, words_of
 
 
@@ -77,9 +78,11 @@ class FakeAnthropic(ServerBase):
     polls_to_end: int = 1  # retrievals of a batch before it ends
     expire: set[str] = field(default_factory=set)  # custom ids whose batch requests expire
     models: set[str] = field(default_factory=lambda: {"claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-1"})
+    org: OrgLimiter | None = None  # the organisation's rpm / itpm / otpm limits, shared by every caller
     answer_words: int = 12  # prompt words an answer repeats (cycled: long streams)
 
     def routes(self, app: web.Application) -> None:
+        app.on_response_prepare.append(add_headers)
         app.router.add_post("/v1/messages", self._messages)
         app.router.add_post("/v1/messages/count_tokens", self._count_tokens)
         MessageBatches(self).routes(app)
@@ -144,6 +147,14 @@ class FakeAnthropic(ServerBase):
                 return body, early, None
         window = self.context_windows.get(str(body.get("model")))
         tokens = prompt_tokens(body)
+        if self.org is not None and not count:
+            verdict = self.org.charge(str(body.get("model")), tokens, requested_output(body))
+            if verdict is not None:
+                headers = anthropic_headers(verdict)
+                if not verdict.ok:
+                    return body, _error(429, "Number of request tokens has exceeded your per-minute rate limit", "rate_limit_error",
+                                        headers), None
+                request[HEADERS] = headers
         if window is not None and tokens > window:
             return body, _error(400, f"prompt is too long: {tokens} tokens > {window} maximum"), None
         return body, None, fault

@@ -29,6 +29,7 @@ from aiohttp import web
 
 from modelroute.testing.fake_openai_endpoints import Endpoints, Hit, StoredFile, invalid_url
 from modelroute.testing.fake_openai_responses import ResponsesAPI, Stored
+from modelroute.testing.org_limits import HEADERS, OrgLimiter, add_headers, openai_headers, requested_output
 from modelroute.testing.server import Received, ServerBase, next_fault, words_of
 
 #: OpenAI's answer to a chat request for a model served only by the Responses API (404).
@@ -70,9 +71,11 @@ class FakeOpenAI(ServerBase):
     vector_stores: dict[str, dict[str, Any]] = field(default_factory=dict)
     models: set[str] | None = None  # ids GET /v1/models/{id} knows (None: any id)
     speech_bytes: int = 256 * 1024  # size of a /v1/audio/speech answer
+    org: OrgLimiter | None = None  # the organisation's rpm/tpm limits, shared by every caller
     answer_words: int = 12  # prompt words an answer repeats (cycled when the prompt is shorter: long streams)
 
     def routes(self, app: web.Application) -> None:
+        app.on_response_prepare.append(add_headers)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/embeddings", self._embeddings)
         ResponsesAPI(self).routes(app)
@@ -123,11 +126,30 @@ class FakeOpenAI(ServerBase):
                 headers = {"retry-after": str(fault.retry_after)} if fault.retry_after is not None else {}
                 kind = "rate_limit_error" if fault.status == 429 else "invalid_request_error" if fault.status < 500 else "server_error"
                 return body, _error(fault.status, f"fault {fault.status}", fault.code, kind, headers), None
+        if self.org is not None:
+            limited = self._charge(request, body, model, (tokens or prompt_tokens)(body))
+            if limited is not None:
+                return body, limited, None
         window = self.context_windows.get(model)
         if window is not None and (tokens or prompt_tokens)(body) > window:
             return body, _error(400, f"This model's maximum context length is {window} tokens.", "context_length_exceeded",
                                 "invalid_request_error"), None
         return body, None, fault
+
+    def _charge(self, request: web.Request, body: dict[str, Any], model: str, input_tokens: int) -> web.Response | None:
+        """Charge the organisation's buckets: None when the request fits (its answer will carry the
+        figures), else OpenAI's 429."""
+        assert self.org is not None
+        verdict = self.org.charge(model, input_tokens, requested_output(body))
+        if verdict is None:
+            return None
+        headers = openai_headers(verdict)
+        if verdict.ok:
+            request[HEADERS] = headers
+            return None
+        message = (f"Rate limit reached for {model} in organization org-fake on requests per min (RPM). "
+                   f"Please try again in {verdict.retry_after:.3f}s.")
+        return _error(429, message, "rate_limit_exceeded", "requests", headers)
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body, early, fault = await self._receive(request)
